@@ -1,0 +1,83 @@
+"""The `aero` command."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+DEFAULT_SINGLESTEP = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "testdata",
+                                  "singlestep-80286")
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):                      # one clear line, exit status 2
+        print(f"aero: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="aero", description="Aero Workbench: an x86 PC emulator built to be looked into")
+    sub = p.add_subparsers(dest="cmd", parser_class=_Parser)
+
+    b = sub.add_parser("bench", help="measure interpreter speed (guest MIPS) on fixed kernels")
+    b.add_argument("--seconds", type=float, default=2.0, help="time per kernel (default 2)")
+    b.add_argument("--kernel", action="append", help="run only these kernels")
+
+    c = sub.add_parser("conformance", help="check the CPU against external references")
+    csub = c.add_subparsers(dest="suite", parser_class=_Parser)
+    s = csub.add_parser("singlestep", help="hardware-recorded 80286 real-mode vectors")
+    s.add_argument("directory", help="the singlestep-80286 directory")
+    s.add_argument("--limit", type=int, help="tests per form (default: all)")
+    s.add_argument("--form", action="append", help="only these forms (e.g. 01, F6.6)")
+    s.add_argument("-v", "--verbose", action="store_true")
+    u = csub.add_parser("unicorn", help="differential testing against unicorn")
+    u.add_argument("--count", type=int, default=1000)
+    u.add_argument("--seed", type=int, default=1)
+    u.add_argument("--mode", choices=("both", "32", "16"), default="both")
+    u.add_argument("-v", "--verbose", action="store_true")
+    k = csub.add_parser("capstone", help="decoder lengths and mnemonics against capstone")
+    k.add_argument("--count", type=int, default=200000)
+    k.add_argument("--seed", type=int, default=1)
+    k.add_argument("-v", "--verbose", action="store_true")
+    return p
+
+
+def main(argv=None) -> int:
+    p = build_parser()
+    args = p.parse_args(argv)
+    try:
+        if args.cmd == "bench":
+            from .bench import main as bench_main
+            return bench_main(args)
+        if args.cmd == "conformance":
+            if args.suite == "singlestep":
+                if not os.path.isdir(args.directory):
+                    raise UsageError(f"no such directory: {args.directory}")
+                from .conformance import singlestep
+                ok = singlestep.run(args.directory, limit=args.limit, forms=args.form,
+                                    verbose=args.verbose)
+                return 0 if ok else 1
+            if args.suite == "unicorn":
+                from .conformance import unicorn_diff
+                return 0 if unicorn_diff.run(args.count, args.seed, args.mode, args.verbose) else 1
+            if args.suite == "capstone":
+                from .conformance import capstone_cmp
+                return 0 if capstone_cmp.run(args.count, args.seed, args.verbose) else 1
+            p.parse_args(["conformance", "--help"])
+        p.print_help()
+        return 2
+    except UsageError as e:
+        print(f"aero: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("aero: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The x86 CPU: instruction table, decoder, interpreter, system architecture."""
