@@ -28,14 +28,14 @@ CR0_PE, CR0_MP, CR0_EM, CR0_TS, CR0_ET, CR0_NE, CR0_WP, CR0_AM, CR0_NW, CR0_CD, 
     1, 2, 4, 8, 0x10, 0x20, 0x10000, 0x40000, 0x20000000, 0x40000000, 0x80000000)
 
 MAX_BLOCK = 64           # instructions per block at most
+# Control transfers after which the run loop must re-check mode, interrupts and TF.
+FAR_OR_SYS = frozenset(("CALLF", "CALLF_M", "JMPF", "JMPF_M", "RETF", "IRET", "INT", "INT3",
+                        "INTO", "INT1", "SYSENTER", "SYSEXIT", "UD2", "BOUND"))
 
 
 class Block:
     __slots__ = ("ops", "orig", "eips", "end_eip", "sets_eip", "rep", "phys", "pend", "key",
-                 "insns", "count")
-
-    def __init__(self):
-        self.count = 0
+                 "insns", "check", "gen")
 
 
 def _stop_op():
@@ -50,6 +50,8 @@ class CPU:
         self.bus = bus
         bus.on_code_write = self._code_written
         self.mmu = (mmu_factory or MMU)(self, bus)
+        bus.on_a20_change = self.mmu.a20_changed
+        self.mem_rebind()
         self.R = [0] * 8
         self.blocks: dict[int, Block] = {}
         self.page_blocks: dict[int, list] = {}
@@ -64,6 +66,7 @@ class CPU:
         self.port_out = lambda port, size, value: None
         self.on_shutdown = None           # called on triple fault
         self.stop_requested = False
+        self.attn = False                 # set by the outside world: re-check before next block
         self.idle_time = 0                # virtual instructions skipped while halted
         self.reset()
 
@@ -237,35 +240,41 @@ class CPU:
     # ------------------------------------------------------------------------------------------
     # Memory through segments (the templates call these)
     # ------------------------------------------------------------------------------------------
+    def mem_rebind(self) -> None:
+        """The MMU changed its access functions (paging or A20 toggled): cache them."""
+        m = self.mmu
+        self._r8, self._r16, self._r32 = m.read8, m.read16, m.read32
+        self._w8, self._w16, self._w32 = m.write8, m.write16, m.write32
+
     def rd8(self, s: int, off: int) -> int:
         if off < self.rlo[s] or off > self.rhi[s]:
             self.seg_fault(s, off, 1, False)
-        return self.mmu.read8((self.base[s] + off) & 0xFFFFFFFF)
+        return self._r8((self.base[s] + off) & 0xFFFFFFFF)
 
     def rd16(self, s: int, off: int) -> int:
         if off < self.rlo[s] or off + 1 > self.rhi[s]:
             self.seg_fault(s, off, 2, False)
-        return self.mmu.read16((self.base[s] + off) & 0xFFFFFFFF)
+        return self._r16((self.base[s] + off) & 0xFFFFFFFF)
 
     def rd32(self, s: int, off: int) -> int:
         if off < self.rlo[s] or off + 3 > self.rhi[s]:
             self.seg_fault(s, off, 4, False)
-        return self.mmu.read32((self.base[s] + off) & 0xFFFFFFFF)
+        return self._r32((self.base[s] + off) & 0xFFFFFFFF)
 
     def wr8(self, s: int, off: int, v: int) -> None:
         if off < self.wlo[s] or off > self.whi[s]:
             self.seg_fault(s, off, 1, True)
-        self.mmu.write8((self.base[s] + off) & 0xFFFFFFFF, v)
+        self._w8((self.base[s] + off) & 0xFFFFFFFF, v)
 
     def wr16(self, s: int, off: int, v: int) -> None:
         if off < self.wlo[s] or off + 1 > self.whi[s]:
             self.seg_fault(s, off, 2, True)
-        self.mmu.write16((self.base[s] + off) & 0xFFFFFFFF, v)
+        self._w16((self.base[s] + off) & 0xFFFFFFFF, v)
 
     def wr32(self, s: int, off: int, v: int) -> None:
         if off < self.wlo[s] or off + 3 > self.whi[s]:
             self.seg_fault(s, off, 4, True)
-        self.mmu.write32((self.base[s] + off) & 0xFFFFFFFF, v)
+        self._w32((self.base[s] + off) & 0xFFFFFFFF, v)
 
     def check_write(self, s: int, off: int, size: int) -> None:
         """Probe that a write would succeed (segment and page), without writing: used before
@@ -279,23 +288,23 @@ class CPU:
         R = self.R
         if self.attr[SS_] & A_DB:
             sp = (R[4] - 2) & 0xFFFFFFFF
-            self.wr16(SS_, sp, v)
-            R[4] = sp
         else:
             sp = (R[4] - 2) & 0xFFFF
-            self.wr16(SS_, sp, v)
-            R[4] = (R[4] & 0xFFFF0000) | sp
+        if sp < self.wlo[SS_] or sp + 1 > self.whi[SS_]:
+            self.seg_fault(SS_, sp, 2, True)
+        self._w16((self.base[SS_] + sp) & 0xFFFFFFFF, v)
+        R[4] = sp if self.attr[SS_] & A_DB else (R[4] & 0xFFFF0000) | sp
 
     def push32(self, v: int) -> None:
         R = self.R
         if self.attr[SS_] & A_DB:
             sp = (R[4] - 4) & 0xFFFFFFFF
-            self.wr32(SS_, sp, v)
-            R[4] = sp
         else:
             sp = (R[4] - 4) & 0xFFFF
-            self.wr32(SS_, sp, v)
-            R[4] = (R[4] & 0xFFFF0000) | sp
+        if sp < self.wlo[SS_] or sp + 3 > self.whi[SS_]:
+            self.seg_fault(SS_, sp, 4, True)
+        self._w32((self.base[SS_] + sp) & 0xFFFFFFFF, v)
+        R[4] = sp if self.attr[SS_] & A_DB else (R[4] & 0xFFFF0000) | sp
 
     def push(self, v: int, size: int) -> None:
         if size == 32:
@@ -305,24 +314,22 @@ class CPU:
 
     def pop16(self) -> int:
         R = self.R
-        if self.attr[SS_] & A_DB:
-            v = self.rd16(SS_, R[4])
-            R[4] = (R[4] + 2) & 0xFFFFFFFF
-        else:
-            sp = R[4] & 0xFFFF
-            v = self.rd16(SS_, sp)
-            R[4] = (R[4] & 0xFFFF0000) | ((sp + 2) & 0xFFFF)
+        big = self.attr[SS_] & A_DB
+        sp = R[4] if big else R[4] & 0xFFFF
+        if sp < self.rlo[SS_] or sp + 1 > self.rhi[SS_]:
+            self.seg_fault(SS_, sp, 2, False)
+        v = self._r16((self.base[SS_] + sp) & 0xFFFFFFFF)
+        R[4] = (sp + 2) & 0xFFFFFFFF if big else (R[4] & 0xFFFF0000) | ((sp + 2) & 0xFFFF)
         return v
 
     def pop32(self) -> int:
         R = self.R
-        if self.attr[SS_] & A_DB:
-            v = self.rd32(SS_, R[4])
-            R[4] = (R[4] + 4) & 0xFFFFFFFF
-        else:
-            sp = R[4] & 0xFFFF
-            v = self.rd32(SS_, sp)
-            R[4] = (R[4] & 0xFFFF0000) | ((sp + 4) & 0xFFFF)
+        big = self.attr[SS_] & A_DB
+        sp = R[4] if big else R[4] & 0xFFFF
+        if sp < self.rlo[SS_] or sp + 3 > self.rhi[SS_]:
+            self.seg_fault(SS_, sp, 4, False)
+        v = self._r32((self.base[SS_] + sp) & 0xFFFFFFFF)
+        R[4] = (sp + 4) & 0xFFFFFFFF if big else (R[4] & 0xFFFF0000) | ((sp + 4) & 0xFFFF)
         return v
 
     def pop(self, size: int) -> int:
@@ -331,12 +338,13 @@ class CPU:
     def stack_read(self, offset: int, size: int) -> int:
         """Read ``size`` bits at [ESP + offset] without popping (for multi-pop instructions that
         must not change ESP until every read has succeeded)."""
-        R = self.R
-        if self.attr[SS_] & A_DB:
-            sp = (R[4] + offset) & 0xFFFFFFFF
-        else:
-            sp = (R[4] + offset) & 0xFFFF
-        return self.rd32(SS_, sp) if size == 32 else self.rd16(SS_, sp)
+        sp = self.R[4] + offset
+        sp &= 0xFFFFFFFF if self.attr[SS_] & A_DB else 0xFFFF
+        n = size >> 3
+        if sp < self.rlo[SS_] or sp + n - 1 > self.rhi[SS_]:
+            self.seg_fault(SS_, sp, n, False)
+        lin = (self.base[SS_] + sp) & 0xFFFFFFFF
+        return self._r32(lin) if size == 32 else self._r16(lin)
 
     def stack_add(self, n: int) -> None:
         R = self.R
@@ -403,6 +411,9 @@ class CPU:
                 break
         blk.sets_eip = ends in ("jump", "cond", "rep")
         blk.rep = ends == "rep"
+        # after this block the run loop re-checks interrupts, mode and TF
+        blk.check = ends in ("sync", "rep") or (ends == "jump" and ins.entry.name in FAR_OR_SYS)
+        blk.gen = self.mmu.gen
         blk.ops = ops
         blk.orig = list(ops)
         blk.eips = eips
@@ -443,6 +454,27 @@ class CPU:
                     if blk in lst:
                         lst.remove(blk)
 
+    def set_intr(self, level: bool) -> None:
+        """The INTR line (driven by the interrupt controller)."""
+        self.intr = level
+        if level:
+            self.attn = True
+            if self.cur_block is not None:
+                self.request_exit()
+
+    def raise_nmi(self) -> None:
+        self.nmi_pending = True
+        self.attn = True
+        if self.cur_block is not None:
+            self.request_exit()
+
+    def request_stop(self) -> None:
+        """Ask run() to return "stop" at the next instruction boundary (host side)."""
+        self.stop_requested = True
+        self.attn = True
+        if self.cur_block is not None:
+            self.request_exit()
+
     def request_exit(self) -> None:
         """Stop the running block at the next instruction boundary (a device raised an
         interrupt line from inside an instruction, or the host wants control)."""
@@ -455,92 +487,109 @@ class CPU:
     # ------------------------------------------------------------------------------------------
     def run(self, budget: int) -> str:
         """Execute until ``budget`` instructions have retired.  Returns why it stopped:
-        "budget", "halt" (HLT with nothing to wake it), "shutdown" (triple fault), "stop"."""
+        "budget", "halt" (HLT with nothing to wake it), "shutdown" (triple fault), "stop".
+
+        After a block whose last instruction can change interrupt deliverability, the mode, CS
+        or EFLAGS.TF (``blk.check``), after an exception, and whenever ``attn`` is set by the
+        outside world (an interrupt line raised, a stop requested), the slow checks run;
+        otherwise the loop goes straight from block to block."""
         target = self.icount + budget
         blocks = self.blocks
         mmu = self.mmu
         self.stop_requested = False
+        check = True
+        cs_key = 0
         while True:
-            remaining = target - self.icount
+            icount = self.icount
+            remaining = target - icount
             if remaining <= 0:
                 return "budget"
-            if self.stop_requested:
-                return "stop"
-            # interrupts, at an instruction boundary
-            if self.shadow:
-                self.shadow = False
-                if self._step_one(remaining):
-                    return "shutdown"
-                continue
-            if self.intr and self.flags & F.IF or self.nmi_pending:
-                if self._take_interrupt():
-                    return "shutdown"
-            if self.halted:
-                return "halt"
-            if self.flags & F.TF:
-                if self._step_one(remaining, trap=True):
-                    return "shutdown"
-                continue
+            if check or self.attn:
+                self.attn = False
+                if self.stop_requested:
+                    return "stop"
+                if self.shadow:                   # one instruction with interrupts inhibited
+                    self.shadow = False
+                    if self._step_one(remaining):
+                        return "shutdown"
+                    continue
+                if self.intr and self.flags & F.IF or self.nmi_pending:
+                    if self._take_interrupt():
+                        return "shutdown"
+                if self.halted:
+                    return "halt"
+                if self.flags & F.TF:
+                    if self._step_one(remaining, trap=True):
+                        return "shutdown"
+                    continue
+                code32 = self.attr[CS] & A_DB and self.cr0 & CR0_PE and not self.flags & F.VM
+                cs_key = (self.base[CS] << 33) | (1 if code32 else 0)
+                check = False
             eip = self.eip
-            cs_base = self.base[CS]
-            code32 = self.attr[CS] & A_DB and self.cr0 & CR0_PE and not self.flags & F.VM
-            key = (cs_base << 33) | (eip << 1) | (1 if code32 else 0)
+            key = cs_key | (eip << 1)
             blk = blocks.get(key)
-            try:
-                if blk is None:
-                    blk = self._compile_block(key)
-                elif mmu.paging and mmu.translate_fetch((cs_base + eip) & 0xFFFFFFFF) != blk.phys:
-                    del blocks[key]
-                    blk = self._compile_block(key)
-            except CPUFault as e:
-                self.icount += 1
-                if self._deliver_fault(e):
-                    return "shutdown"
-                continue
+            if blk is None or (blk.gen != mmu.gen and mmu.paging):
+                try:
+                    if blk is None:
+                        blk = self._compile_block(key)
+                    elif mmu.translate_fetch((self.base[CS] + eip) & 0xFFFFFFFF) != blk.phys:
+                        del blocks[key]
+                        blk = self._compile_block(key)
+                    else:
+                        blk.gen = mmu.gen
+                except CPUFault as e:
+                    self.icount = icount + 1
+                    check = True
+                    if self._deliver_fault(e):
+                        return "shutdown"
+                    continue
             ops = blk.ops
-            n = 0
             if len(ops) > remaining:
+                check = True
                 if self._run_partial(blk, remaining):
                     return "shutdown"
                 continue
             if blk.rep:
                 self.rep_budget = remaining - len(ops) + 1
             self.cur_block = blk
+            n = 0
             try:
                 for f in ops:
                     f()
                     n += 1
             except CPUFault as e:
-                self.eip = blk.eips[n]
-                self.icount += n + 1
                 self.cur_block = None
+                self.eip = blk.eips[n]
+                self.icount = icount + n + 1
+                check = True
                 if self._deliver_fault(e):
                     return "shutdown"
                 continue
             except BlockExit:
-                self.eip = blk.eips[n]
-                self.icount += n
                 self.cur_block = None
-                if blk.ops is not blk.orig and self.blocks.get(blk.key) is blk:
+                self.eip = blk.eips[n]
+                self.icount = icount + n
+                check = True
+                if blk.ops is not blk.orig and blocks.get(blk.key) is blk:
                     blk.ops[:] = blk.orig
                 continue
             except (TripleFault, EmulatorError, KeyboardInterrupt):
-                self.eip = blk.eips[n]
-                self.icount += n
                 self.cur_block = None
+                self.eip = blk.eips[n]
+                self.icount = icount + n
                 raise
             except Exception as e:
-                self.eip = blk.eips[n]
-                self.icount += n
                 self.cur_block = None
+                self.eip = blk.eips[n]
+                self.icount = icount + n
                 raise EmulatorError(self.bug_report(e, blk.insns[n])) from e
             self.cur_block = None
-            blk.count += 1
             if blk.rep:
                 n += self.rep_done - 1
             elif not blk.sets_eip:
                 self.eip = blk.end_eip
-            self.icount += n
+            self.icount = icount + n
+            check = blk.check
 
     def _run_partial(self, blk: Block, k: int) -> bool:
         """Execute the first ``k`` instructions of a block (budget boundary)."""

@@ -46,10 +46,13 @@ class Bus:
         self.rom_pages: dict[int, memoryview] = {}  # pages outside RAM holding ROM bytes
         self.a20_mask = 0xFFFFFFFF
         self.on_code_write = None
+        self.on_a20_change = None
 
     # -- configuration ----------------------------------------------------------------------
     def set_a20(self, enabled: bool) -> None:
         self.a20_mask = 0xFFFFFFFF if enabled else 0xFFEFFFFF
+        if self.on_a20_change is not None:
+            self.on_a20_change()
 
     @property
     def a20(self) -> bool:

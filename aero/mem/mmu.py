@@ -32,7 +32,8 @@ class MMU:
         self.cpu = cpu
         self.bus = bus
         self.tlb: dict[int, tuple] = {}   # vpn -> (physical page base, permission bits)
-        self.user = False
+        self.gen = 0                      # bumped whenever a translation may have changed
+        self._user = False
         self.reset()
 
     def reset(self) -> None:
@@ -87,27 +88,61 @@ class MMU:
     # ------------------------------------------------------------------------------------------
     # Fast maps: derived from the TLB; rebuilt when the TLB or CR0.WP changes.
     # ------------------------------------------------------------------------------------------
+    @property
+    def user(self) -> bool:
+        return self._user
+
+    @user.setter
+    def user(self, value: bool) -> None:
+        if value != self._user:
+            self._user = value
+            self.gen += 1
+            if self.paging:
+                self._select_maps()
+
+    def _select_maps(self) -> None:
+        if self._user:
+            self.rmap, self.wmap = self.r_user, self.w_user
+        else:
+            self.rmap, self.wmap = self.r_sup, self.w_sup
+
     def _rebuild(self) -> None:
+        self.gen += 1
         bus = self.bus
         if not self.paging:
-            a20 = bus
-            self.read8 = lambda lin: a20.read8(lin & a20.a20_mask)
-            self.read16 = self._flat_read16
-            self.read32 = self._flat_read32
-            self.write8 = lambda lin, v: a20.write8(lin & a20.a20_mask, v)
-            self.write16 = self._flat_write16
-            self.write32 = self._flat_write32
+            if bus.a20_mask == 0xFFFFFFFF:          # linear == physical: straight to the bus
+                self.read8, self.read16, self.read32 = bus.read8, bus.read16, bus.read32
+                self.write8, self.write16, self.write32 = bus.write8, bus.write16, bus.write32
+            else:
+                a20 = bus
+                self.read8 = lambda lin: a20.read8(lin & a20.a20_mask)
+                self.read16 = self._flat_read16
+                self.read32 = self._flat_read32
+                self.write8 = lambda lin, v: a20.write8(lin & a20.a20_mask, v)
+                self.write16 = self._flat_write16
+                self.write32 = self._flat_write32
+            self.cpu_rebind()
             return
         wp = bool(self.cpu.cr0 & 0x10000)
         self.r_sup, self.r_user, self.w_sup, self.w_user = {}, {}, {}, {}
         for vpn, (ppn, bits) in self.tlb.items():
             self._add_fast(vpn, ppn, bits, wp)
+        self._select_maps()
         self.read8 = self._pg_read8
         self.read16 = self._pg_read16
         self.read32 = self._pg_read32
         self.write8 = self._pg_write8
         self.write16 = self._pg_write16
         self.write32 = self._pg_write32
+        self.cpu_rebind()
+
+    def cpu_rebind(self) -> None:
+        if getattr(self.cpu, "mmu", None) is self:
+            self.cpu.mem_rebind()
+
+    def a20_changed(self) -> None:
+        if not self.paging:
+            self._rebuild()
 
     def _add_fast(self, vpn, ppn, bits, wp) -> None:
         self.r_sup[vpn] = ppn
@@ -154,69 +189,69 @@ class MMU:
     # Paging on
     # ------------------------------------------------------------------------------------------
     def _pg_read8(self, lin):
-        ppn = (self.r_user if self.user else self.r_sup).get(lin >> 12)
+        ppn = self.rmap.get(lin >> 12)
         if ppn is None:
-            ppn = self.translate(lin, False, self.user, False) & ~0xFFF
+            ppn = self.translate(lin, False, self._user, False) & ~0xFFF
         return self.bus.read8(ppn | (lin & 0xFFF))
 
     def _pg_read16(self, lin):
         if lin & 0xFFF == 0xFFF:
             return self._pg_read8(lin) | self._pg_read8((lin + 1) & 0xFFFFFFFF) << 8
-        ppn = (self.r_user if self.user else self.r_sup).get(lin >> 12)
+        ppn = self.rmap.get(lin >> 12)
         if ppn is None:
-            ppn = self.translate(lin, False, self.user, False) & ~0xFFF
+            ppn = self.translate(lin, False, self._user, False) & ~0xFFF
         return self.bus.read16(ppn | (lin & 0xFFF))
 
     def _pg_read32(self, lin):
         if lin & 0xFFF > 0xFFC:
             return self._split_read(lin, 4)
-        ppn = (self.r_user if self.user else self.r_sup).get(lin >> 12)
+        ppn = self.rmap.get(lin >> 12)
         if ppn is None:
-            ppn = self.translate(lin, False, self.user, False) & ~0xFFF
+            ppn = self.translate(lin, False, self._user, False) & ~0xFFF
         return self.bus.read32(ppn | (lin & 0xFFF))
 
     def _split_read(self, lin, size):
         # translate both pages before reading anything (a fault leaves nothing half done)
-        first = self.translate(lin, False, self.user, False)
-        self.translate((lin + size - 1) & 0xFFFFFFFF, False, self.user, False)
+        first = self.translate(lin, False, self._user, False)
+        self.translate((lin + size - 1) & 0xFFFFFFFF, False, self._user, False)
         v = 0
         for i in range(size):
             v |= self._pg_read8((lin + i) & 0xFFFFFFFF) << (8 * i)
         return v
 
     def _pg_write8(self, lin, v):
-        ppn = (self.w_user if self.user else self.w_sup).get(lin >> 12)
+        ppn = self.wmap.get(lin >> 12)
         if ppn is None:
-            ppn = self.translate(lin, True, self.user, False) & ~0xFFF
+            ppn = self.translate(lin, True, self._user, False) & ~0xFFF
         self.bus.write8(ppn | (lin & 0xFFF), v)
 
     def _pg_write16(self, lin, v):
         if lin & 0xFFF == 0xFFF:
             return self._split_write(lin, 2, v)
-        ppn = (self.w_user if self.user else self.w_sup).get(lin >> 12)
+        ppn = self.wmap.get(lin >> 12)
         if ppn is None:
-            ppn = self.translate(lin, True, self.user, False) & ~0xFFF
+            ppn = self.translate(lin, True, self._user, False) & ~0xFFF
         self.bus.write16(ppn | (lin & 0xFFF), v)
 
     def _pg_write32(self, lin, v):
         if lin & 0xFFF > 0xFFC:
             return self._split_write(lin, 4, v)
-        ppn = (self.w_user if self.user else self.w_sup).get(lin >> 12)
+        ppn = self.wmap.get(lin >> 12)
         if ppn is None:
-            ppn = self.translate(lin, True, self.user, False) & ~0xFFF
+            ppn = self.translate(lin, True, self._user, False) & ~0xFFF
         self.bus.write32(ppn | (lin & 0xFFF), v)
 
     def _split_write(self, lin, size, v):
-        self.translate(lin, True, self.user, False)
-        self.translate((lin + size - 1) & 0xFFFFFFFF, True, self.user, False)
+        self.translate(lin, True, self._user, False)
+        self.translate((lin + size - 1) & 0xFFFFFFFF, True, self._user, False)
         for i in range(size):
             self._pg_write8((lin + i) & 0xFFFFFFFF, (v >> (8 * i)) & 0xFF)
 
     def probe_write(self, lin: int, size: int) -> None:
         if self.paging:
-            self.translate(lin, True, self.user, False)
+            self.translate(lin, True, self._user, False)
             if (lin & 0xFFF) + size > 0x1000:
-                self.translate((lin + size - 1) & 0xFFFFFFFF, True, self.user, False)
+                self.translate((lin + size - 1) & 0xFFFFFFFF, True, self._user, False)
 
     def translate_fetch(self, lin: int) -> int:
         if not self.paging:
@@ -224,9 +259,9 @@ class MMU:
         e = self.tlb.get(lin >> 12)
         if e is not None:
             ppn, bits = e
-            if not bits & T_NX and (not self.user or bits & T_USER):
+            if not bits & T_NX and (not self._user or bits & T_USER):
                 return ppn | (lin & 0xFFF)
-        return self.translate(lin, False, self.user, True)
+        return self.translate(lin, False, self._user, True)
 
     def translate_sup(self, lin: int, write: bool = False) -> int:
         """Translate a supervisor access (descriptor tables, TSS), whatever the CPL."""
