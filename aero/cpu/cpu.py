@@ -597,28 +597,34 @@ class CPU:
         ops = blk.ops
         if k == len(ops) and blk.rep:
             self.rep_budget = 1
+        self.cur_block = blk if k == len(ops) else None
         try:
             for i in range(k):
                 ops[i]()
                 n += 1
         except CPUFault as e:
+            self.cur_block = None
             self.eip = blk.eips[n]
             self.icount += n + 1
             return self._deliver_fault(e)
         except BlockExit:
+            self.cur_block = None
             self.eip = blk.eips[n]
             self.icount += n
             if self.blocks.get(blk.key) is blk:
                 blk.ops[:] = blk.orig
             return False
         except (TripleFault, EmulatorError, KeyboardInterrupt):
+            self.cur_block = None
             self.eip = blk.eips[n]
             self.icount += n
             raise
         except Exception as e:
+            self.cur_block = None
             self.eip = blk.eips[n]
             self.icount += n
             raise EmulatorError(self.bug_report(e, blk.insns[n])) from e
+        self.cur_block = None
         if k < len(ops) or not blk.sets_eip:
             self.eip = blk.end_eip if k == len(ops) else blk.eips[k]
         if k == len(ops) and blk.rep:

@@ -1,0 +1,1 @@
+"""PC devices: one module per chip.  See ``base.py`` for what every device provides."""
