@@ -53,7 +53,7 @@ class Clock:
         blk = cpu.cur_block
         if blk is not None:
             t += len(blk.ops) - 1
-        return t
+        return t          # the same rule as CPU.now(), which the TSC uses
 
     def ns(self, ticks: int | None = None) -> int:
         """Ticks (default: now) as virtual nanoseconds."""

@@ -750,8 +750,19 @@ class CPU:
         if (old ^ v) & CR0_PE:
             self.mode_changed()
 
+    def now(self) -> int:
+        """Virtual time in ticks (retired instructions + idle time), exact while an instruction
+        executes: instructions that read time or do I/O end their block, so they are the
+        running block's last instruction."""
+        t = self.icount + self.idle_time
+        blk = self.cur_block
+        if blk is not None:
+            t += len(blk.ops) - 1
+        return t
+
     def tsc(self) -> int:
-        return (self.icount + self.idle_time + self.tsc_offset) & 0xFFFFFFFFFFFFFFFF
+        """The time-stamp counter: one count per tick, plus the offset WRMSR(0x10) set."""
+        return (self.now() + self.tsc_offset) & 0xFFFFFFFFFFFFFFFF
 
     # ------------------------------------------------------------------------------------------
     # Inspection

@@ -306,8 +306,9 @@ TWO[0x23] = E("MOV", "Dd,Rd", sem="MOV_TO_DR", ends=SYNC)
 for i in range(0x28, 0x30):
     TWO[i] = UD_MODRM
 TWO[0x30] = E("WRMSR", ends=SYNC)
-TWO[0x31] = E("RDTSC")
-TWO[0x32] = E("RDMSR")
+# RDTSC/RDMSR end their block so that the time they read is exact (see CPU.tsc).
+TWO[0x31] = E("RDTSC", ends=SYNC)
+TWO[0x32] = E("RDMSR", ends=SYNC)
 TWO[0x33] = E("RDPMC", sem="UD2", ud=True)
 TWO[0x34] = E("SYSENTER", ends=JUMP)
 TWO[0x35] = E("SYSEXIT", ends=JUMP)
