@@ -12,7 +12,7 @@ checks in this loop.
 from __future__ import annotations
 
 from .faults import (CPUFault, TripleFault, BlockExit, EmulatorError, HAS_ERROR_CODE,
-                     CONTRIBUTORY, DF, PF, GP, SS, DB)
+                     CONTRIBUTORY, DF, PF, GP, SS, DB, AC)
 from . import flags as F
 from .decoder import decode
 
@@ -42,6 +42,22 @@ def _stop_op():
     raise BlockExit()
 
 
+def _aligned(read, mask):
+    def checked(lin):
+        if lin & mask:
+            raise CPUFault(AC, 0)
+        return read(lin)
+    return checked
+
+
+def _aligned_w(write, mask):
+    def checked(lin, v):
+        if lin & mask:
+            raise CPUFault(AC, 0)
+        write(lin, v)
+    return checked
+
+
 class CPU:
     """An i686-class CPU (integer unit; no FPU, no APIC yet)."""
 
@@ -51,6 +67,7 @@ class CPU:
         bus.on_code_write = self._code_written
         self.mmu = (mmu_factory or MMU)(self, bus)
         bus.on_a20_change = self.mmu.a20_changed
+        self.ac_on = False
         self.mem_rebind()
         self.R = [0] * 8
         self.blocks: dict[int, Block] = {}
@@ -245,6 +262,17 @@ class CPU:
         m = self.mmu
         self._r8, self._r16, self._r32 = m.read8, m.read16, m.read32
         self._w8, self._w16, self._w32 = m.write8, m.write16, m.write32
+        if self.ac_on:
+            self._r16, self._r32 = _aligned(m.read16, 1), _aligned(m.read32, 3)
+            self._w16, self._w32 = _aligned_w(m.write16, 1), _aligned_w(m.write32, 3)
+
+    def _update_alignment_check(self) -> None:
+        """#AC checking is on when CR0.AM, EFLAGS.AC and CPL 3 (SDM Vol. 3, 6.15 #AC).  It can
+        only change in instructions that end a checked block, so the run loop calls this there."""
+        ac = bool(self.cr0 & CR0_AM and self.flags & F.AC and self.cpl == 3)
+        if ac != self.ac_on:
+            self.ac_on = ac
+            self.mem_rebind()
 
     def rd8(self, s: int, off: int) -> int:
         if off < self.rlo[s] or off > self.rhi[s]:
@@ -524,6 +552,8 @@ class CPU:
                     continue
                 code32 = self.attr[CS] & A_DB and self.cr0 & CR0_PE and not self.flags & F.VM
                 cs_key = (self.base[CS] << 33) | (1 if code32 else 0)
+                if self.ac_on or self.cr0 & CR0_AM:
+                    self._update_alignment_check()
                 check = False
             eip = self.eip
             key = cs_key | (eip << 1)

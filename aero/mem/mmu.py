@@ -211,9 +211,10 @@ class MMU:
         return self.bus.read32(ppn | (lin & 0xFFF))
 
     def _split_read(self, lin, size):
-        # translate both pages before reading anything (a fault leaves nothing half done)
+        # translate both pages before reading anything (a fault leaves nothing half done); a
+        # fault on the second page reports that page's first byte in CR2
         first = self.translate(lin, False, self._user, False)
-        self.translate((lin + size - 1) & 0xFFFFFFFF, False, self._user, False)
+        self.translate(((lin | 0xFFF) + 1) & 0xFFFFFFFF, False, self._user, False)
         v = 0
         for i in range(size):
             v |= self._pg_read8((lin + i) & 0xFFFFFFFF) << (8 * i)
@@ -243,7 +244,7 @@ class MMU:
 
     def _split_write(self, lin, size, v):
         self.translate(lin, True, self._user, False)
-        self.translate((lin + size - 1) & 0xFFFFFFFF, True, self._user, False)
+        self.translate(((lin | 0xFFF) + 1) & 0xFFFFFFFF, True, self._user, False)
         for i in range(size):
             self._pg_write8((lin + i) & 0xFFFFFFFF, (v >> (8 * i)) & 0xFF)
 
@@ -251,7 +252,7 @@ class MMU:
         if self.paging:
             self.translate(lin, True, self._user, False)
             if (lin & 0xFFF) + size > 0x1000:
-                self.translate((lin + size - 1) & 0xFFFFFFFF, True, self._user, False)
+                self.translate(((lin | 0xFFF) + 1) & 0xFFFFFFFF, True, self._user, False)
 
     def translate_fetch(self, lin: int) -> int:
         if not self.paging:

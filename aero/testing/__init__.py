@@ -1,0 +1,1 @@
+"""Test harnesses that run guest programs on a bare Aero CPU (and, for comparison, on QEMU)."""
