@@ -161,6 +161,12 @@ def expand(ins, code32: bool, src: str) -> tuple[str, list]:
     g = Gen(ins, code32)
     entry = ins.entry
     ops = [g.operand(spec) for spec in entry.ops]
+    # A memory operand the template also writes is read with write intent (rmw*): the segment
+    # must be writable and a page fault reports W=1, as a read-modify-write does on hardware.
+    for i, letter in enumerate("AB"):
+        if i < len(ops) and ops[i][0] and ops[i][0].startswith("rd") and \
+                re.search(rf"^\s*\${letter}\s*=(?!=)", src, re.M):
+            ops[i] = ("rmw" + ops[i][0][2:],) + tuple(ops[i][1:])
     size = next((o[2] for o in ops if o[0] is not None), ins.opsize)
     if entry.ops and entry.ops[0] in ("Eb", "Gb", "AL", "Zb", "Ob", "Xb", "Yb"):
         size = 8
@@ -253,7 +259,7 @@ def expand(ins, code32: bool, src: str) -> tuple[str, list]:
     return "\n".join(g.prologue + body) if g.prologue else "\n".join(body), g.params, g.prologue
 
 
-_HOIST = ("rd8", "rd16", "rd32", "wr8", "wr16", "wr32")
+_HOIST = ("rd8", "rd16", "rd32", "wr8", "wr16", "wr32", "rmw8", "rmw16", "rmw32")
 
 
 def factory_source(body: str, prologue, nparams: int) -> str:

@@ -262,9 +262,11 @@ class CPU:
         m = self.mmu
         self._r8, self._r16, self._r32 = m.read8, m.read16, m.read32
         self._w8, self._w16, self._w32 = m.write8, m.write16, m.write32
+        self._m8, self._m16, self._m32 = m.rmw8, m.rmw16, m.rmw32
         if self.ac_on:
             self._r16, self._r32 = _aligned(m.read16, 1), _aligned(m.read32, 3)
             self._w16, self._w32 = _aligned_w(m.write16, 1), _aligned_w(m.write32, 3)
+            self._m16, self._m32 = _aligned(m.rmw16, 1), _aligned(m.rmw32, 3)
 
     def _update_alignment_check(self) -> None:
         """#AC checking is on when CR0.AM, EFLAGS.AC and CPL 3 (SDM Vol. 3, 6.15 #AC).  It can
@@ -303,6 +305,22 @@ class CPU:
         if off < self.wlo[s] or off + 3 > self.whi[s]:
             self.seg_fault(s, off, 4, True)
         self._w32((self.base[s] + off) & 0xFFFFFFFF, v)
+
+    def rmw8(self, s: int, off: int) -> int:
+        """Read the destination of a read-modify-write: checked as a write."""
+        if off < self.wlo[s] or off > self.whi[s]:
+            self.seg_fault(s, off, 1, True)
+        return self._m8((self.base[s] + off) & 0xFFFFFFFF)
+
+    def rmw16(self, s: int, off: int) -> int:
+        if off < self.wlo[s] or off + 1 > self.whi[s]:
+            self.seg_fault(s, off, 2, True)
+        return self._m16((self.base[s] + off) & 0xFFFFFFFF)
+
+    def rmw32(self, s: int, off: int) -> int:
+        if off < self.wlo[s] or off + 3 > self.whi[s]:
+            self.seg_fault(s, off, 4, True)
+        return self._m32((self.base[s] + off) & 0xFFFFFFFF)
 
     def check_write(self, s: int, off: int, size: int) -> None:
         """Probe that a write would succeed (segment and page), without writing: used before

@@ -113,6 +113,7 @@ class MMU:
             if bus.a20_mask == 0xFFFFFFFF:          # linear == physical: straight to the bus
                 self.read8, self.read16, self.read32 = bus.read8, bus.read16, bus.read32
                 self.write8, self.write16, self.write32 = bus.write8, bus.write16, bus.write32
+                self.rmw8, self.rmw16, self.rmw32 = bus.read8, bus.read16, bus.read32
             else:
                 a20 = bus
                 self.read8 = lambda lin: a20.read8(lin & a20.a20_mask)
@@ -121,6 +122,7 @@ class MMU:
                 self.write8 = lambda lin, v: a20.write8(lin & a20.a20_mask, v)
                 self.write16 = self._flat_write16
                 self.write32 = self._flat_write32
+                self.rmw8, self.rmw16, self.rmw32 = self.read8, self.read16, self.read32
             self.cpu_rebind()
             return
         wp = bool(self.cpu.cr0 & 0x10000)
@@ -134,6 +136,7 @@ class MMU:
         self.write8 = self._pg_write8
         self.write16 = self._pg_write16
         self.write32 = self._pg_write32
+        self.rmw8, self.rmw16, self.rmw32 = self._pg_rmw8, self._pg_rmw16, self._pg_rmw32
         self.cpu_rebind()
 
     def cpu_rebind(self) -> None:
@@ -219,6 +222,31 @@ class MMU:
         for i in range(size):
             v |= self._pg_read8((lin + i) & 0xFFFFFFFF) << (8 * i)
         return v
+
+    # reads with write intent (the first half of a read-modify-write)
+    def _pg_rmw8(self, lin):
+        ppn = self.wmap.get(lin >> 12)
+        if ppn is None:
+            ppn = self.translate(lin, True, self._user, False) & ~0xFFF
+        return self.bus.read8(ppn | (lin & 0xFFF))
+
+    def _pg_rmw16(self, lin):
+        if lin & 0xFFF == 0xFFF:
+            self.probe_write(lin, 2)
+            return self._pg_read16(lin)
+        ppn = self.wmap.get(lin >> 12)
+        if ppn is None:
+            ppn = self.translate(lin, True, self._user, False) & ~0xFFF
+        return self.bus.read16(ppn | (lin & 0xFFF))
+
+    def _pg_rmw32(self, lin):
+        if lin & 0xFFF > 0xFFC:
+            self.probe_write(lin, 4)
+            return self._pg_read32(lin)
+        ppn = self.wmap.get(lin >> 12)
+        if ppn is None:
+            ppn = self.translate(lin, True, self._user, False) & ~0xFFF
+        return self.bus.read32(ppn | (lin & 0xFFF))
 
     def _pg_write8(self, lin, v):
         ppn = self.wmap.get(lin >> 12)
