@@ -28,6 +28,24 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seconds", type=float, default=2.0, help="time per kernel (default 2)")
     b.add_argument("--kernel", action="append", help="run only these kernels")
 
+    r = sub.add_parser("run", help="run a PC (today: a raw firmware image given with --bios)")
+    r.add_argument("--bios", metavar="PATH", help="firmware image (4 KiB .. 1 MiB) mapped at the "
+                   "top of 4 GiB, its last 128 KiB also below 1 MiB")
+    r.add_argument("--memory", type=int, default=32, metavar="MiB", help="RAM (default 32)")
+    r.add_argument("--ips", type=int, default=None, metavar="N",
+                   help="guest instructions per virtual second (default 20000000)")
+    r.add_argument("--rtc", metavar="ISO8601", help="RTC start time (default 2026-01-01T12:00:00)")
+    r.add_argument("--max-instructions", type=int, metavar="N", help="stop after N instructions")
+    r.add_argument("--timeout", type=float, metavar="SECONDS", help="wall-clock limit (exit 4)")
+    r.add_argument("--realtime", action="store_true", help="pace virtual time to the wall clock")
+    r.add_argument("--no-reboot", action="store_true", help="stop on triple fault (exit 6)")
+    r.add_argument("--serial", default="stdio", metavar="stdio|FILE|none", help="COM1 output")
+    r.add_argument("--debugcon", metavar="stdio|FILE", help="port 0xE9 output")
+    r.add_argument("--firmware-log", metavar="stdio|FILE", help="port 0x402 output")
+    r.add_argument("--post-codes", action="store_true", help="print port 0x80 POST codes")
+    r.add_argument("--state-hash", action="store_true",
+                   help="print 'state-hash icount=N sha256=HEX' to stderr at the end")
+
     c = sub.add_parser("conformance", help="check the CPU against external references")
     csub = c.add_subparsers(dest="suite", parser_class=_Parser)
     s = csub.add_parser("singlestep", help="hardware-recorded 80286 real-mode vectors")
@@ -51,6 +69,9 @@ def main(argv=None) -> int:
     p = build_parser()
     args = p.parse_args(argv)
     try:
+        if args.cmd == "run":
+            from .runcmd import run_command
+            return run_command(args)
         if args.cmd == "bench":
             from .bench import main as bench_main
             return bench_main(args)

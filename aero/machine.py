@@ -1,0 +1,248 @@
+"""A PC: the CPU, memory map, port bus, interrupt wiring, devices and the virtual-time run loop.
+
+Memory map (i440FX-era PC): RAM from 0; the VGA window A0000-BFFFF; option ROMs C0000-DFFFF;
+the BIOS in E0000-FFFFF (the last 128 KiB of the image) and the whole image at the top of 4 GiB.
+
+Time: one tick per retired instruction (``aero.clock``).  The run loop executes the CPU up to the
+next device event, fires due events, and while the CPU is halted skips straight to the next event
+(accounting the skipped ticks as idle time).  Host input reaches the guest only through
+``schedule_input`` (stamped with the tick at which it takes effect), so two runs with the same
+inputs end in the same state hash.
+
+Run outcomes (``RunResult.status``) and the `aero run` exit statuses they map to:
+
+=============  ===========================================================  ===========
+status         meaning                                                      exit status
+=============  ===========================================================  ===========
+debug-exit     the guest wrote v to isa-debug-exit                          (v << 1) | 1
+limit          --max-instructions reached                                   0
+poweroff       the guest powered off (ACPI S5)                              0
+timeout        wall-clock --timeout                                         4
+shutdown       triple fault with no_reboot                                  6
+halted         HLT with interrupts disabled, or nothing left to wake it      8
+error          internal emulator error (report in RunResult.detail)         10
+=============  ===========================================================  ===========
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+
+from .clock import Clock
+from .cpu.cpu import CPU
+from .cpu.faults import EmulatorError
+from .cpu import flags as F
+from .cpu.state import get_state as cpu_state
+from .devices.base import IOBus, IRQLines
+from .devices.dma import DMA8237
+from .devices.i8042 import I8042
+from .devices.pic import PIC
+from .devices.pit import PIT, PortB
+from .devices.rtc import RTC
+from .devices.sysports import DebugCon, DebugExit, FirmwareLog, Port92, PostCode, ResetControl
+from .devices.uart import UART16550A
+from .mem.bus import Bus, UNMAPPED
+
+DEFAULT_IPS = 20_000_000
+DEFAULT_RTC = _dt.datetime(2026, 1, 1, 12, 0, 0)
+SLICE = 500_000                     # longest CPU run between host checks (ticks)
+LOW_ALIAS = 128 << 10
+
+EXIT_STATUS = {"limit": 0, "poweroff": 0, "timeout": 4, "shutdown": 6, "halted": 8, "error": 10}
+
+
+@dataclass
+class MachineConfig:
+    memory_mib: int = 32
+    ips: int = DEFAULT_IPS
+    rtc: _dt.datetime = DEFAULT_RTC
+    no_reboot: bool = False
+    serial_sinks: list = field(default_factory=lambda: [None, None, None, None])
+    debugcon_sink: object = None
+    firmware_log_sink: object = None
+    post_code_cb: object = None
+    debug_exit_port: int = 0x501
+
+
+@dataclass
+class RunResult:
+    status: str
+    exit_code: int
+    icount: int
+    detail: str = ""
+
+
+class Machine:
+    def __init__(self, config: MachineConfig | None = None):
+        self.config = cfg = config or MachineConfig()
+        if not 2 <= cfg.memory_mib <= 3584:
+            raise ValueError(f"memory must be between 2 and 3584 MiB (got {cfg.memory_mib})")
+        ram = cfg.memory_mib << 20
+        self.bus = Bus(ram)
+        self.bus.set_kind(0xA0000, 0x60000, UNMAPPED)      # VGA window, option ROMs, BIOS
+        self.cpu = cpu = CPU(self.bus)
+        self.clock = Clock(cpu, cfg.ips)
+        self.io = IOBus()
+        cpu.port_in = self.io.read
+        cpu.port_out = self.io.write
+        self.exit_status = None
+        self.result_status = None
+        self.resets = 0
+
+        self.pic = PIC(self.io, cpu.set_intr)
+        cpu.iack = self.pic.acknowledge
+        self.irq = IRQLines(self.pic.set_irq)
+        self.pit = PIT(self.io, self.irq, self.clock)
+        self.portb = PortB(self.io, self.pit, self.clock)
+        self.rtc = RTC(self.io, self.irq, self.clock, cfg.rtc)
+        self.kbc = I8042(self.irq, self.clock, reset_cb=self.request_reset,
+                         a20_cb=self.bus.set_a20)
+        self.kbc.register(self.io)
+        self.uarts = []
+        for n in range(4):
+            u = UART16550A.com(n + 1, self.irq, self.clock, cfg.serial_sinks[n])
+            u.register(self.io)
+            self.uarts.append(u)
+        self.dma = DMA8237(self.bus.read_bytes, self.bus.write_bytes)
+        self.dma.register(self.io)
+        self.port92 = Port92(self.bus.set_a20, self.request_reset, lambda: self.bus.a20)
+        self.port92.register(self.io)
+        self.post = PostCode(cfg.post_code_cb)
+        self.post.register(self.io)
+        self.debugcon = DebugCon(cfg.debugcon_sink)
+        self.debugcon.register(self.io)
+        self.fwlog = FirmwareLog(cfg.firmware_log_sink)
+        self.fwlog.register(self.io)
+        self.debug_exit = DebugExit(self._debug_exit, cfg.debug_exit_port)
+        self.debug_exit.register(self.io)
+        self.reset_control = ResetControl(lambda hard: self.request_reset())
+        self.reset_control.register(self.io)
+        self.devices = [self.pic, self.pit, self.portb, self.rtc, self.kbc, *self.uarts,
+                        self.dma, self.port92, self.post, self.debugcon, self.fwlog,
+                        self.debug_exit, self.reset_control]
+        self.bios_image = None
+        self._reset_pending = False
+        cpu.on_shutdown = self._on_shutdown
+
+    # ------------------------------------------------------------------------------------------
+    # Firmware
+    # ------------------------------------------------------------------------------------------
+    def load_bios(self, data: bytes) -> None:
+        """Map a BIOS image as QEMU does: all of it at the top of 4 GiB, its last 128 KiB (all
+        of it if smaller) just below 1 MiB."""
+        n = len(data)
+        if n not in (64 << 10, 128 << 10, 256 << 10, 512 << 10, 1 << 20) and n % 4096:
+            raise ValueError(f"BIOS image size {n} is not a multiple of 4 KiB")
+        if n == 0 or n > 1 << 20:
+            raise ValueError(f"BIOS image size {n} is not between 4 KiB and 1 MiB")
+        self.bios_image = bytes(data)
+        self.bus.map_rom((1 << 32) - n, data)
+        low = data[-LOW_ALIAS:]
+        self.bus.map_rom(0x100000 - len(low), low)
+
+    # ------------------------------------------------------------------------------------------
+    # Events from devices
+    # ------------------------------------------------------------------------------------------
+    def _debug_exit(self, status: int) -> None:
+        self.exit_status = status
+        self.cpu.request_stop()
+
+    def request_reset(self) -> None:
+        self._reset_pending = True
+        self.cpu.request_stop()
+
+    def _on_shutdown(self) -> None:
+        if not self.config.no_reboot:
+            self._reset_pending = True
+
+    def power_off(self) -> None:
+        self.result_status = "poweroff"
+        self.cpu.request_stop()
+
+    def reset(self) -> None:
+        """A system reset: CPU and devices to power-on state; RAM keeps its contents."""
+        self.resets += 1
+        self.cpu.reset()
+        self.bus.set_a20(True)
+        for d in self.devices:
+            d.reset()
+
+    # ------------------------------------------------------------------------------------------
+    # Host input
+    # ------------------------------------------------------------------------------------------
+    def schedule_input(self, tick: int, action, name: str = "input") -> None:
+        """Host input takes effect at virtual tick ``tick`` (never earlier than now)."""
+        self.clock.schedule(max(tick, self.clock.now()), action, name)
+
+    # ------------------------------------------------------------------------------------------
+    # Running
+    # ------------------------------------------------------------------------------------------
+    def run(self, max_instructions: int | None = None, timeout: float | None = None,
+            realtime: bool = False) -> RunResult:
+        cpu, clock = self.cpu, self.clock
+        wall0 = time.monotonic()
+        virt0 = clock.now()
+        deadline = wall0 + timeout if timeout else None
+        try:
+            while True:
+                if self.exit_status is not None:
+                    return self._result("debug-exit", self.exit_status)
+                if self.result_status is not None:
+                    return self._result(self.result_status)
+                if self._reset_pending:
+                    self._reset_pending = False
+                    self.reset()
+                if max_instructions is not None and cpu.icount >= max_instructions:
+                    return self._result("limit")
+                now = clock.now()
+                budget = SLICE
+                nxt = clock.next_event()
+                if nxt is not None:
+                    budget = min(budget, max(1, nxt - now))
+                if max_instructions is not None:
+                    budget = min(budget, max_instructions - cpu.icount)
+                why = cpu.run(budget)
+                clock.run_due()
+                if why == "halt" and not self._reset_pending and self.exit_status is None:
+                    if not cpu.flags & F.IF and not cpu.nmi_pending:
+                        return self._result("halted", detail="HLT with interrupts disabled")
+                    if not cpu.intr:
+                        nxt = clock.next_event()
+                        if nxt is None:
+                            return self._result("halted", detail="HLT and no event can wake it")
+                        cpu.idle_time += max(0, nxt - clock.now())
+                        clock.run_due()
+                elif why == "shutdown" and self.config.no_reboot:
+                    return self._result("shutdown", detail="triple fault")
+                if deadline is not None and time.monotonic() > deadline:
+                    return self._result("timeout")
+                if realtime:
+                    ahead = clock.ns(clock.now() - virt0) / 1e9 - (time.monotonic() - wall0)
+                    if ahead > 0.002:
+                        time.sleep(ahead)
+        except EmulatorError as e:
+            return self._result("error", detail=e.report)
+
+    def _result(self, status: str, code: int | None = None, detail: str = "") -> RunResult:
+        if code is None:
+            code = EXIT_STATUS[status]
+        return RunResult(status, code, self.cpu.icount, detail)
+
+    # ------------------------------------------------------------------------------------------
+    # State
+    # ------------------------------------------------------------------------------------------
+    def device_states(self) -> dict:
+        return {f"{d.name}{i}": d.get_state() for i, d in enumerate(self.devices)}
+
+    def state_hash(self) -> str:
+        """SHA-256 over CPU, RAM, device states, IRQ line levels and virtual time."""
+        h = hashlib.sha256()
+        st = {"cpu": cpu_state(self.cpu), "devices": self.device_states(),
+              "irq": self.irq.level, "now": self.clock.now(), "a20": self.bus.a20}
+        h.update(json.dumps(st, sort_keys=True, separators=(",", ":"), default=repr).encode())
+        h.update(self.bus.ram)
+        return h.hexdigest()

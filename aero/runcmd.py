@@ -1,0 +1,120 @@
+"""`aero run`: build a machine from the command line, run it, map the outcome to an exit status.
+
+Bad input (a missing or unreadable file, a wrong size, a malformed value) gets one line on
+stderr and exit status 2 before anything runs.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import sys
+
+from .machine import Machine, MachineConfig
+
+
+class _Sink:
+    """A byte sink writing to stdout or a file (opened lazily, flushed per line)."""
+
+    def __init__(self, target: str):
+        self.target = target
+        self.fh = None
+
+    def __call__(self, byte: int) -> None:
+        if self.fh is None:
+            self.fh = sys.stdout.buffer if self.target == "stdio" else open(self.target, "wb")
+        self.fh.write(bytes((byte & 0xFF,)))
+        if byte == 10 or self.fh is sys.stdout.buffer:
+            self.fh.flush()
+
+    def close(self) -> None:
+        if self.fh is not None and self.fh is not sys.stdout.buffer:
+            self.fh.close()
+        elif self.fh is not None:
+            self.fh.flush()
+
+
+class BadInput(Exception):
+    pass
+
+
+def _sink(value, what):
+    if value is None or value == "none":
+        return None
+    if value != "stdio":
+        d = os.path.dirname(os.path.abspath(value))
+        if not os.path.isdir(d):
+            raise BadInput(f"{what}: directory {d} does not exist")
+    return _Sink(value)
+
+
+def _read_image(path, what):
+    if not os.path.exists(path):
+        raise BadInput(f"{what}: no such file: {path}")
+    if os.path.isdir(path):
+        raise BadInput(f"{what}: {path} is a directory")
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise BadInput(f"{what}: cannot read {path}: {e.strerror}")
+
+
+def build(args) -> tuple[Machine, list]:
+    if not args.bios:
+        raise BadInput("no guest given: use --bios PATH (the Aero BIOS, disks and the built-in "
+                       "demo arrive with the PC platform work)")
+    if args.bios in ("aero", "seabios", "bochs"):
+        raise BadInput(f"--bios {args.bios}: not available yet; give a firmware image path")
+    data = _read_image(args.bios, "--bios")
+    if len(data) not in (64 << 10, 128 << 10, 256 << 10):
+        raise BadInput(f"--bios: {args.bios} is {len(data)} bytes; expected 64, 128 or 256 KiB")
+    rtc = MachineConfig.rtc
+    if args.rtc:
+        try:
+            rtc = _dt.datetime.fromisoformat(args.rtc)
+        except ValueError:
+            raise BadInput(f"--rtc: not an ISO 8601 date/time: {args.rtc!r}")
+    if args.ips is not None and args.ips <= 0:
+        raise BadInput("--ips must be positive")
+    if args.max_instructions is not None and args.max_instructions < 0:
+        raise BadInput("--max-instructions must not be negative")
+    sinks = [_sink(args.serial, "--serial"), _sink(args.debugcon, "--debugcon"),
+             _sink(args.firmware_log, "--firmware-log")]
+    post_cb = (lambda v: print(f"POST {v:02x}", file=sys.stderr)) if args.post_codes else None
+    cfg = MachineConfig(memory_mib=args.memory, rtc=rtc, no_reboot=args.no_reboot,
+                        serial_sinks=[sinks[0], None, None, None], debugcon_sink=sinks[1],
+                        firmware_log_sink=sinks[2], post_code_cb=post_cb)
+    if args.ips:
+        cfg.ips = args.ips
+    try:
+        m = Machine(cfg)
+        m.load_bios(data)
+    except ValueError as e:
+        raise BadInput(str(e))
+    return m, [s for s in sinks if s is not None]
+
+
+def run_command(args) -> int:
+    try:
+        m, sinks = build(args)
+    except BadInput as e:
+        print(f"aero: {e}", file=sys.stderr)
+        return 2
+    try:
+        res = m.run(max_instructions=args.max_instructions, timeout=args.timeout,
+                    realtime=args.realtime)
+    except KeyboardInterrupt:
+        print("aero: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        for s in sinks:
+            s.close()
+    if res.status == "error":
+        print(res.detail, file=sys.stderr)
+    elif res.status in ("halted", "shutdown", "timeout"):
+        print(f"aero: {res.status}{': ' + res.detail if res.detail else ''} "
+              f"after {res.icount} instructions", file=sys.stderr)
+    if args.state_hash:
+        print(f"state-hash icount={m.cpu.icount} sha256={m.state_hash()}", file=sys.stderr)
+    return res.exit_code
