@@ -288,10 +288,10 @@ def compile_insn(cpu, ins, code32: bool):
     entry = ins.entry
     if entry.ud:
         return _ud_op, "jump"
+    if ins.lock and not (entry.lock and ins.mod != 3 and ins.mod != -1):
+        return _ud_op, "jump"                      # LOCK is checked before anything else
     if entry.nm:
         return _nm_op, "jump"
-    if ins.lock and not (entry.lock and ins.mod != 3 and ins.mod != -1):
-        return _ud_op, "jump"
     if ins.mod == 3 and any(s[0] == "M" for s in entry.ops):
         return _ud_op, "jump"                      # memory-only operand given a register
     tpl = templates()

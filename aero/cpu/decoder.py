@@ -81,10 +81,10 @@ def decode(fetch, eip: int, code32: bool) -> Insn:
 
     b = byte()
     while b in T.PREFIXES:
-        if b == 0x66:
-            opsize = 48 - opsize
+        if b == 0x66:                             # repeats do not toggle back
+            opsize = 16 if code32 else 32
         elif b == 0x67:
-            adsize = 48 - adsize
+            adsize = 16 if code32 else 32
         elif b == 0xF0:
             ins.lock = True
         elif b in (0xF2, 0xF3):
@@ -113,7 +113,12 @@ def decode(fetch, eip: int, code32: bool) -> Insn:
     elif entry is None:
         entry = T.UD
     if isinstance(entry, list) or T.needs_modrm(entry.ops):
-        _modrm(ins, byte)
+        if not isinstance(entry, list) and "Rd" in entry.ops:
+            # MOV CRn/DRn: r/m names a register whatever mod says (no SIB, no displacement)
+            m = byte()
+            ins.mod, ins.reg, ins.rm = 3, (m >> 3) & 7, m & 7
+        else:
+            _modrm(ins, byte)
         if isinstance(entry, list):
             entry = entry[ins.reg]
     ins.entry = entry
@@ -200,9 +205,15 @@ def _decode_vex(ins: Insn, first: int, byte, raw) -> Insn:
         mmmmm = byte() & 0x1F
         byte()
     ins.opcode = byte()
+    if mmmmm == 1 and ins.opcode == 0x77:         # VZEROUPPER/VZEROALL: no ModR/M
+        return _vex_done(ins, raw)
     _modrm(ins, byte)
     if mmmmm == 3 or (mmmmm == 1 and ins.opcode in (0x70, 0x71, 0x72, 0x73, 0xC2, 0xC4, 0xC5, 0xC6)):
         byte()
+    return _vex_done(ins, raw)
+
+
+def _vex_done(ins: Insn, raw) -> Insn:
     ins.two = True
     ins.entry = T.Entry("(bad)", ("M",), ud=True)
     ins.length = len(raw)

@@ -293,7 +293,7 @@ TWO[0x06] = E("CLTS", ends=SYNC)
 TWO[0x08] = E("INVD")
 TWO[0x09] = E("WBINVD")
 TWO[0x0B] = E("UD2", sem="UD2")
-TWO[0x0D] = E("NOP", "Ev", sem="NOP")   # 3DNow! PREFETCH slot; a hint NOP on P6-era parts
+TWO[0x0D] = UD_MODRM                    # PREFETCH/PREFETCHW: 3DNow!/later parts, #UD on a P6
 TWO[0x0F] = UD_MODRM_IB                 # 3DNow! (suffix byte)
 for i in range(0x10, 0x18):
     TWO[i] = UD_MODRM                   # SSE moves
