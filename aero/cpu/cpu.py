@@ -141,7 +141,9 @@ class CPU:
 
     @property
     def code32(self) -> bool:
-        return bool(self.cr0 & CR0_PE) and not (self.flags & F.VM) and bool(self.attr[CS] & A_DB)
+        # The cached CS.D decides, in real mode too (a real-mode CS load clears it; code left
+        # running in a 32-bit segment after clearing CR0.PE still decodes as 32-bit).
+        return not (self.flags & F.VM) and bool(self.attr[CS] & A_DB)
 
     @property
     def stack32(self) -> bool:
@@ -568,7 +570,7 @@ class CPU:
                     if self._step_one(remaining, trap=True):
                         return "shutdown"
                     continue
-                code32 = self.attr[CS] & A_DB and self.cr0 & CR0_PE and not self.flags & F.VM
+                code32 = self.attr[CS] & A_DB and not self.flags & F.VM
                 cs_key = (self.base[CS] << 33) | (1 if code32 else 0)
                 if self.ac_on or self.cr0 & CR0_AM:
                     self._update_alignment_check()
@@ -778,6 +780,10 @@ class CPU:
         mmu = self.mmu
         ip = mmu.read16((base + off) & 0xFFFFFFFF)
         cs = mmu.read16((base + off + 2) & 0xFFFFFFFF)
+        for i in (2, 4, 6):                       # all three pushes must fit: no partial frame
+            sp = (self.R[4] - i) & (0xFFFFFFFF if self.attr[SS_] & A_DB else 0xFFFF)
+            if sp < self.wlo[SS_] or sp + 1 > self.whi[SS_]:
+                raise CPUFault(SS, 0)
         fl = self.get_flags()
         self.push16(fl & 0xFFFF)
         self.push16(self.sel[CS])
@@ -790,11 +796,18 @@ class CPU:
     # Control registers
     # ------------------------------------------------------------------------------------------
     def write_cr0(self, v: int) -> None:
+        """Write CR0 (validity checks are the caller's).  Atomic: if enabling PAE paging faults
+        on the PDPTEs, CR0 keeps its old value."""
         v = (v | CR0_ET) & 0xE005003F
         old = self.cr0
         self.cr0 = v
         if (old ^ v) & (CR0_PG | CR0_WP | CR0_PE):
-            self.mmu.control_changed(old_cr0=old)
+            try:
+                self.mmu.control_changed(old_cr0=old)
+            except CPUFault:
+                self.cr0 = old
+                self.mmu.control_changed(old_cr0=v)
+                raise
         if (old ^ v) & CR0_PE:
             self.mode_changed()
 

@@ -254,13 +254,7 @@ def sys_write_cr(cpu, n, v):
         if v & 0x20000000 and not v & 0x40000000:        # NW without CD
             raise CPUFault(_GP, 0)
         old = cpu.cr0
-        try:
-            cpu.write_cr0(v)
-        except CPUFault:                                  # PAE PDPTEs invalid: undo
-            cpu.cr0 = old
-            mmu.control_changed(old_cr0=old)
-            cpu.mode_changed()
-            raise
+        cpu.write_cr0(v)                                  # atomic: a PDPTE fault keeps old CR0
         if (old ^ cpu.cr0) & 0x80000001:
             cpu.flush_blocks()
     elif n == 2:
