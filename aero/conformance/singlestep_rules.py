@@ -86,7 +86,36 @@ def _stack_overrun(test) -> bool:
         return False
     if sp in (0xFFFF, 0xFFFE, 0xFFFD, 0, 1, 2, 3) or sp >= 0xFFF0 or sp < 0x10:
         return True
+    if not ins.two and ins.opcode == 0xC9:              # LEAVE reads the word at SS:BP
+        return test["initial"]["regs"]["bp"] == 0xFFFF
     return 0 <= ins.mod < 3 and ins.mem_seg == 2
+
+
+_STRING_REGS = {0xA5: ("si", "di"), 0xA7: ("si", "di"), 0xAB: ("di",), 0xAD: ("si",),
+                0xAF: ("di",), 0x6D: ("di",), 0x6F: ("si",)}
+
+
+def _word_string_overrun(test) -> bool:
+    """A word string operation reaching offset FFFFh, where the 286 recorded #GP: the 286 has
+    already advanced SI/DI (and CX under REP) when it faults; a 386+ faults with nothing changed
+    (and raises #SS for an SS-overridden source).  The predicate walks the iterations, since
+    SI or DI can reach FFFFh part-way through a REP."""
+    exc = test.get("exception")
+    if not exc or exc["number"] != 13:
+        return False
+    ins = _decoded(test)
+    if ins is None or ins.two or ins.opcode not in _STRING_REGS:
+        return False
+    r = test["initial"]["regs"]
+    n = r["cx"] if ins.rep else 1
+    step = -2 if r["flags"] & 0x400 else 2
+    for reg in _STRING_REGS[ins.opcode]:
+        v = r[reg]
+        for _ in range(min(n, 0x10000)):
+            if v == 0xFFFF:
+                return True
+            v = (v + step) & 0xFFFF
+    return False
 
 
 def _esc_without_fpu(test) -> bool:
@@ -114,6 +143,8 @@ RULES = [
     Rule("longer-than-10-bytes", "the 286 limit is 10 bytes, a 386+ allows 15", _longer_than_10),
     Rule("mov-sreg-fs-gs", "8C/8E reg 4-7 are FS/GS or #UD on a 386+", _seg_reg_fs_gs),
     Rule("stack-overrun-gp", "a 386+ raises #SS, not #GP, for SS accesses past FFFFh", _stack_overrun),
+    Rule("word-string-overrun", "a 386+ faults at offset FFFFh before updating SI/DI/CX",
+         _word_string_overrun),
     Rule("esc-without-fpu", "ESC opcodes raise #NM on an i686 without FPU", _esc_without_fpu),
 ]
 
