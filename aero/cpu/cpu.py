@@ -601,6 +601,7 @@ class CPU:
                 continue
             if blk.rep:
                 self.rep_budget = remaining - len(ops) + 1
+                self.rep_done = 0
             self.cur_block = blk
             n = 0
             try:
@@ -610,7 +611,8 @@ class CPU:
             except CPUFault as e:
                 self.cur_block = None
                 self.eip = blk.eips[n]
-                self.icount = icount + n + 1
+                # the fault counts one; REP iterations completed before it count too
+                self.icount = icount + n + 1 + (self.rep_done if blk.rep else 0)
                 check = True
                 if self._deliver_fault(e):
                     return "shutdown"
@@ -647,6 +649,7 @@ class CPU:
         ops = blk.ops
         if k == len(ops) and blk.rep:
             self.rep_budget = 1
+            self.rep_done = 0
         self.cur_block = blk if k == len(ops) else None
         try:
             for i in range(k):
@@ -655,7 +658,7 @@ class CPU:
         except CPUFault as e:
             self.cur_block = None
             self.eip = blk.eips[n]
-            self.icount += n + 1
+            self.icount += n + 1 + (self.rep_done if blk.rep and k == len(ops) else 0)
             return self._deliver_fault(e)
         except BlockExit:
             self.cur_block = None
@@ -695,13 +698,13 @@ class CPU:
             self.icount += 1
             return self._deliver_fault(e)
         self.rep_budget = 1
-        self.rep_done = 1
+        self.rep_done = 0
         tf = self.flags & F.TF
         try:
             op()
         except CPUFault as e:
             self.eip = eip
-            self.icount += 1
+            self.icount += 1 + (self.rep_done if ends == "rep" else 0)
             return self._deliver_fault(e)
         except BlockExit:
             self.eip = eip
