@@ -32,6 +32,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--bios", metavar="PATH", help="firmware image (4 KiB .. 1 MiB) mapped at the "
                    "top of 4 GiB, its last 128 KiB also below 1 MiB")
     r.add_argument("--memory", type=int, default=32, metavar="MiB", help="RAM (default 32)")
+    r.add_argument("--fda", metavar="IMG", help="floppy image in drive A: (160K-2.88M)")
+    r.add_argument("--fdb", metavar="IMG", help="floppy image in drive B:")
+    r.add_argument("--hda", metavar="IMG", help="raw hard disk image, primary master")
+    r.add_argument("--hdb", metavar="IMG", help="raw hard disk image, primary slave")
+    r.add_argument("--cdrom", metavar="ISO", help="CD-ROM image, secondary master")
+    r.add_argument("--boot", metavar="ORDER", help="boot order as QEMU letters (default cad)")
+    r.add_argument("--writable", action="store_true",
+                   help="write guest disk changes to the image files (default: an overlay)")
     r.add_argument("--ips", type=int, default=None, metavar="N",
                    help="guest instructions per virtual second (default 20000000)")
     r.add_argument("--rtc", metavar="ISO8601", help="RTC start time (default 2026-01-01T12:00:00)")

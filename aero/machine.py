@@ -38,19 +38,26 @@ from .cpu.faults import EmulatorError
 from .cpu import flags as F
 from .cpu.state import get_state as cpu_state
 from .devices.base import IOBus, IRQLines
+from .devices.atapi import ATAPICDROM
+from .devices.disk import DiskImage
 from .devices.dma import DMA8237
+from .devices.fdc import FDC82077AA
+from .devices.ide import ATADisk, IDEChannel
 from .devices.i8042 import I8042
 from .devices.pic import PIC
 from .devices.pit import PIT, PortB
 from .devices.rtc import RTC
 from .devices.sysports import DebugCon, DebugExit, FirmwareLog, Port92, PostCode, ResetControl
 from .devices.uart import UART16550A
+from .devices.vga import VGA
 from .mem.bus import Bus, UNMAPPED
 
 DEFAULT_IPS = 20_000_000
 DEFAULT_RTC = _dt.datetime(2026, 1, 1, 12, 0, 0)
 SLICE = 500_000                     # longest CPU run between host checks (ticks)
 LOW_ALIAS = 128 << 10
+
+_CMOS_FLOPPY = {1: "360k", 2: "1.2M", 3: "720k", 4: "1.44M", 5: "2.88M"}
 
 EXIT_STATUS = {"limit": 0, "poweroff": 0, "timeout": 4, "shutdown": 6, "halted": 8, "error": 10}
 
@@ -66,6 +73,13 @@ class MachineConfig:
     firmware_log_sink: object = None
     post_code_cb: object = None
     debug_exit_port: int = 0x501
+    fda: str | None = None             # floppy images (drive A:, B:)
+    fdb: str | None = None
+    hda: str | None = None             # primary master / slave hard disks
+    hdb: str | None = None
+    cdrom: str | None = None           # secondary master ATAPI CD-ROM (ISO image)
+    boot: str = "cad"                  # boot order, QEMU letters
+    writable: bool = False             # guest disk writes go to the image files themselves
 
 
 @dataclass
@@ -121,12 +135,46 @@ class Machine:
         self.debug_exit.register(self.io)
         self.reset_control = ResetControl(lambda hard: self.request_reset())
         self.reset_control.register(self.io)
+        self.vga = VGA(self.clock)
+        self.vga.register(self.io)
+        self.vga.map_legacy(self.bus)
+        self._attach_storage(cfg)
         self.devices = [self.pic, self.pit, self.portb, self.rtc, self.kbc, *self.uarts,
                         self.dma, self.port92, self.post, self.debugcon, self.fwlog,
-                        self.debug_exit, self.reset_control]
+                        self.debug_exit, self.reset_control, self.vga, self.fdc, *self.ide,
+                        *self.images]
         self.bios_image = None
         self._reset_pending = False
         cpu.on_shutdown = self._on_shutdown
+
+    def _attach_storage(self, cfg: MachineConfig) -> None:
+        """Floppy drives A/B, IDE primary (hard disks) and secondary (CD-ROM); CMOS to match.
+        Image problems raise ValueError with one readable line."""
+        self.images = []
+
+        def image(kind, path):
+            img = getattr(DiskImage, kind)(path, **({} if kind == "cdrom" else
+                                                    {"writable": cfg.writable}))
+            self.images.append(img)
+            return img
+
+        self.fdc = FDC82077AA(self.irq, self.dma, self.clock)
+        self.fdc.register(self.io)
+        floppy_types = []
+        for unit, path in enumerate((cfg.fda, cfg.fdb)):
+            if path:
+                img = image("floppy", path)
+                self.fdc.insert(unit, img)
+                floppy_types.append(_CMOS_FLOPPY[img.geometry.cmos_type])
+        disks = [ATADisk(image("hard_disk", p)) if p else None for p in (cfg.hda, cfg.hdb)]
+        cd = ATAPICDROM(image("cdrom", cfg.cdrom)) if cfg.cdrom else None
+        self.ide = [IDEChannel(0, self.irq, disks[0], disks[1]), IDEChannel(1, self.irq, cd)]
+        for ch in self.ide:
+            ch.register(self.io)
+        self.rtc.configure(self.config.memory_mib << 20, floppies=floppy_types, boot=cfg.boot)
+        for i, d in enumerate(disks):
+            if d is not None:
+                self.rtc.set_hard_disk(i, *d.geometry)
 
     # ------------------------------------------------------------------------------------------
     # Firmware

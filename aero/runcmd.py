@@ -82,9 +82,15 @@ def build(args) -> tuple[Machine, list]:
     sinks = [_sink(args.serial, "--serial"), _sink(args.debugcon, "--debugcon"),
              _sink(args.firmware_log, "--firmware-log")]
     post_cb = (lambda v: print(f"POST {v:02x}", file=sys.stderr)) if args.post_codes else None
+    boot = args.boot or "cad"
+    if not boot or any(c not in "acd" for c in boot):
+        raise BadInput(f"--boot: {args.boot!r}: use the letters a (floppy), c (hard disk), "
+                       "d (CD-ROM)")
     cfg = MachineConfig(memory_mib=args.memory, rtc=rtc, no_reboot=args.no_reboot,
                         serial_sinks=[sinks[0], None, None, None], debugcon_sink=sinks[1],
-                        firmware_log_sink=sinks[2], post_code_cb=post_cb)
+                        firmware_log_sink=sinks[2], post_code_cb=post_cb,
+                        fda=args.fda, fdb=args.fdb, hda=args.hda, hdb=args.hdb,
+                        cdrom=args.cdrom, boot=boot, writable=args.writable)
     if args.ips:
         cfg.ips = args.ips
     try:
