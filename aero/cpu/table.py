@@ -326,12 +326,12 @@ TWO[0x77] = UD                          # EMMS
 TWO[0xA0] = E("PUSH", "FS", sem="PUSH_SEG", arg=4)
 TWO[0xA1] = E("POP", "FS", sem="POP_SEG", arg=4)
 TWO[0xA2] = E("CPUID")
-TWO[0xA3] = E("BT", "Ev,Gv", fw=ARITH, fu="OSAP")
+TWO[0xA3] = E("BT", "Ev,Gv", fw="OSAPC", fu="OSAP")
 TWO[0xA4] = E("SHLD", "Ev,Gv,Ib", fw=ARITH, fu="A")
 TWO[0xA5] = E("SHLD", "Ev,Gv,CL", fw=ARITH, fu="A")
 TWO[0xA8] = E("PUSH", "GS", sem="PUSH_SEG", arg=5)
 TWO[0xA9] = E("POP", "GS", sem="POP_SEG", arg=5)
-TWO[0xAB] = E("BTS", "Ev,Gv", fw=ARITH, fu="OSAP", lock=True)
+TWO[0xAB] = E("BTS", "Ev,Gv", fw="OSAPC", fu="OSAP", lock=True)
 TWO[0xAC] = E("SHRD", "Ev,Gv,Ib", fw=ARITH, fu="A")
 TWO[0xAD] = E("SHRD", "Ev,Gv,CL", fw=ARITH, fu="A")
 TWO[0xAE] = UD_MODRM                    # FXSAVE/LDMXCSR/fences: not claimed by CPUID
@@ -339,7 +339,7 @@ TWO[0xAF] = E("IMUL", "Gv,Ev", sem="IMUL2", fw=ARITH, fu="SZAP")
 TWO[0xB0] = E("CMPXCHG", "Eb,Gb", fw=ARITH, lock=True)
 TWO[0xB1] = E("CMPXCHG", "Ev,Gv", fw=ARITH, lock=True)
 TWO[0xB2] = E("LSS", "Gv,Mp", sem="LFP", arg=2, ends=SYNC)
-TWO[0xB3] = E("BTR", "Ev,Gv", fw=ARITH, fu="OSAP", lock=True)
+TWO[0xB3] = E("BTR", "Ev,Gv", fw="OSAPC", fu="OSAP", lock=True)
 TWO[0xB4] = E("LFS", "Gv,Mp", sem="LFP", arg=4)
 TWO[0xB5] = E("LGS", "Gv,Mp", sem="LFP", arg=5)
 TWO[0xB6] = E("MOVZX", "Gv,Eb")
@@ -347,9 +347,9 @@ TWO[0xB7] = E("MOVZX", "Gv,Ew")
 TWO[0xB8] = UD_MODRM                    # POPCNT (F3) / JMPE
 TWO[0xB9] = UD_MODRM                    # UD1
 TWO[0xBA] = [UD_MODRM_IB] * 4 + [
-    E("BT", "Ev,Ib", fw=ARITH, fu="OSAP"), E("BTS", "Ev,Ib", fw=ARITH, fu="OSAP", lock=True),
-    E("BTR", "Ev,Ib", fw=ARITH, fu="OSAP", lock=True), E("BTC", "Ev,Ib", fw=ARITH, fu="OSAP", lock=True)]
-TWO[0xBB] = E("BTC", "Ev,Gv", fw=ARITH, fu="OSAP", lock=True)
+    E("BT", "Ev,Ib", fw="OSAPC", fu="OSAP"), E("BTS", "Ev,Ib", fw="OSAPC", fu="OSAP", lock=True),
+    E("BTR", "Ev,Ib", fw="OSAPC", fu="OSAP", lock=True), E("BTC", "Ev,Ib", fw="OSAPC", fu="OSAP", lock=True)]
+TWO[0xBB] = E("BTC", "Ev,Gv", fw="OSAPC", fu="OSAP", lock=True)
 TWO[0xBC] = E("BSF", "Gv,Ev", fw=ARITH, fu="OSAPC")
 TWO[0xBD] = E("BSR", "Gv,Ev", fw=ARITH, fu="OSAPC")
 TWO[0xBE] = E("MOVSX", "Gv,Eb")
