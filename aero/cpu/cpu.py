@@ -68,6 +68,8 @@ class CPU:
         self.mmu = (mmu_factory or MMU)(self, bus)
         bus.on_a20_change = self.mmu.a20_changed
         self.ac_on = False
+        self.dbg_bps = []                 # enabled DR0-DR3 breakpoints (see debugregs.py)
+        self.dbg_hits = 0
         self.mem_rebind()
         self.R = [0] * 8
         self.blocks: dict[int, Block] = {}
@@ -269,6 +271,17 @@ class CPU:
             self._r16, self._r32 = _aligned(m.read16, 1), _aligned(m.read32, 3)
             self._w16, self._w32 = _aligned_w(m.write16, 1), _aligned_w(m.write32, 3)
             self._m16, self._m32 = _aligned(m.rmw16, 1), _aligned(m.rmw32, 3)
+        if self.dbg_bps:
+            from .debugregs import watch
+            self._r8, self._r16, self._r32 = (watch(self, self._r8, 1, False),
+                                              watch(self, self._r16, 2, False),
+                                              watch(self, self._r32, 4, False))
+            self._m8, self._m16, self._m32 = (watch(self, self._m8, 1, False),
+                                              watch(self, self._m16, 2, False),
+                                              watch(self, self._m32, 4, False))
+            self._w8, self._w16, self._w32 = (watch(self, self._w8, 1, True),
+                                              watch(self, self._w16, 2, True),
+                                              watch(self, self._w32, 4, True))
 
     def _update_alignment_check(self) -> None:
         """#AC checking is on when CR0.AM, EFLAGS.AC and CPL 3 (SDM Vol. 3, 6.15 #AC).  It can
@@ -566,7 +579,9 @@ class CPU:
                         return "shutdown"
                 if self.halted:
                     return "halt"
-                if self.flags & F.TF:
+                if self.dr[7] & 0xFF or self.dbg_bps:
+                    self._update_breakpoints()
+                if self.flags & F.TF or self.dbg_bps:
                     if self._step_one(remaining, trap=True):
                         return "shutdown"
                     continue
@@ -685,9 +700,28 @@ class CPU:
         self.icount += n
         return False
 
+    def _update_breakpoints(self) -> None:
+        """DR7 can only change in instructions that end a checked block (MOV DR7, task
+        switches), so the run loop calls this in its slow path."""
+        from .debugregs import breakpoints
+        bps = breakpoints(self.dr[7], self.dr)
+        if bps != self.dbg_bps:
+            self.dbg_bps = bps
+            self.mem_rebind()
+
     def _step_one(self, remaining: int, trap: bool = False) -> bool:
-        """Execute exactly one instruction (interrupt shadow, TF single-step)."""
+        """Execute exactly one instruction (interrupt shadow, TF single-step, guest debug
+        registers)."""
         eip = self.eip
+        rf = self.flags & F.RF
+        if self.dbg_bps and not rf:
+            from .debugregs import exec_hits
+            hits = exec_hits(self.dbg_bps, (self.base[CS] + eip) & 0xFFFFFFFF)
+            if hits:                                      # instruction breakpoint: a fault
+                self.dr[6] = (self.dr[6] & ~0xF) | hits
+                self.icount += 1
+                return self._deliver_fault(CPUFault(DB))
+        self.dbg_hits = 0
         try:
             from .codegen import compile_insn
             code32 = self.code32
@@ -718,8 +752,13 @@ class CPU:
         if ends not in ("jump", "cond", "rep"):
             self.eip = (eip + ins.length) & emask
         self.icount += max(1, self.rep_done) if ends == "rep" else 1
-        if trap and tf and not ins.entry.name in ("INT", "INT3", "INTO", "INT1"):
-            self.dr[6] |= 0x4000                          # DR6.BS
+        if rf and self.flags & F.RF:
+            self.flags &= ~F.RF                           # RF lasts one instruction
+        single = trap and tf and ins.entry.name not in ("INT", "INT3", "INTO", "INT1")
+        hits = self.dbg_hits
+        if single or hits:                                # data breakpoints / TF: a trap
+            self.dbg_hits = 0
+            self.dr[6] = (self.dr[6] & ~0xF) | hits | (0x4000 if single else 0)
             return self._deliver_fault(CPUFault(DB))
         return False
 

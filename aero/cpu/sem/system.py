@@ -286,6 +286,10 @@ def _sys_dr_index(cpu, n):
             raise CPUFault(_UD)
         n += 2
     sys_priv0(cpu)
+    if cpu.dr[7] & 0x2000:                                # DR7.GD: general detect (#DB fault)
+        cpu.dr[7] &= ~0x2000
+        cpu.dr[6] |= 0x2000                               # DR6.BD
+        raise CPUFault(1)
     return n
 
 
