@@ -31,6 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run a PC (today: a raw firmware image given with --bios)")
     r.add_argument("--bios", metavar="PATH", help="firmware image (4 KiB .. 1 MiB) mapped at the "
                    "top of 4 GiB, its last 128 KiB also below 1 MiB")
+    r.add_argument("--kernel", metavar="ELF", help="multiboot kernel (ELF32 or a.out kludge), "
+                   "started directly in protected mode")
+    r.add_argument("--cmdline", metavar="STR", help="the kernel's command line")
+    r.add_argument("--module", action="append", metavar="FILE[,ARGS]",
+                   help="a multiboot module (repeatable)")
     r.add_argument("--memory", type=int, default=32, metavar="MiB", help="RAM (default 32)")
     r.add_argument("--fda", metavar="IMG", help="floppy image in drive A: (160K-2.88M)")
     r.add_argument("--fdb", metavar="IMG", help="floppy image in drive B:")

@@ -19,19 +19,30 @@ class _Sink:
     def __init__(self, target: str):
         self.target = target
         self.fh = None
+        self.broken = None          # a host-side write error: the guest never sees it
 
     def __call__(self, byte: int) -> None:
-        if self.fh is None:
-            self.fh = sys.stdout.buffer if self.target == "stdio" else open(self.target, "wb")
-        self.fh.write(bytes((byte & 0xFF,)))
-        if byte == 10 or self.fh is sys.stdout.buffer:
-            self.fh.flush()
+        if self.broken:
+            return
+        try:
+            if self.fh is None:
+                self.fh = sys.stdout.buffer if self.target == "stdio" else open(self.target, "wb")
+            self.fh.write(bytes((byte & 0xFF,)))
+            if byte == 10 or self.fh is sys.stdout.buffer:
+                self.fh.flush()
+        except OSError as e:
+            self.broken = e
 
     def close(self) -> None:
-        if self.fh is not None and self.fh is not sys.stdout.buffer:
-            self.fh.close()
-        elif self.fh is not None:
-            self.fh.flush()
+        try:
+            if self.fh is not None and self.fh is not sys.stdout.buffer:
+                self.fh.close()
+            elif self.fh is not None and not self.broken:
+                self.fh.flush()
+        except OSError as e:
+            self.broken = self.broken or e
+        if self.broken and not isinstance(self.broken, BrokenPipeError):
+            print(f"aero: output to {self.target} failed: {self.broken}", file=sys.stderr)
 
 
 class BadInput(Exception):
@@ -61,14 +72,21 @@ def _read_image(path, what):
 
 
 def build(args) -> tuple[Machine, list]:
-    if not args.bios:
-        raise BadInput("no guest given: use --bios PATH (the Aero BIOS, disks and the built-in "
-                       "demo arrive with the PC platform work)")
+    if not args.bios and not args.kernel:
+        raise BadInput("no guest given: use --kernel ELF (multiboot) or --bios PATH (the Aero "
+                       "BIOS and the built-in demo arrive with the PC platform work)")
+    if args.bios and args.kernel:
+        raise BadInput("--kernel starts the kernel directly: give --kernel or --bios, not both")
     if args.bios in ("aero", "seabios", "bochs"):
         raise BadInput(f"--bios {args.bios}: not available yet; give a firmware image path")
-    data = _read_image(args.bios, "--bios")
-    if len(data) not in (64 << 10, 128 << 10, 256 << 10):
-        raise BadInput(f"--bios: {args.bios} is {len(data)} bytes; expected 64, 128 or 256 KiB")
+    if (args.cmdline is not None or args.module) and not args.kernel:
+        raise BadInput("--cmdline and --module need --kernel")
+    data = None
+    if args.bios:
+        data = _read_image(args.bios, "--bios")
+        if len(data) not in (64 << 10, 128 << 10, 256 << 10):
+            raise BadInput(f"--bios: {args.bios} is {len(data)} bytes; expected 64, 128 or "
+                           "256 KiB")
     rtc = MachineConfig.rtc
     if args.rtc:
         try:
@@ -95,7 +113,15 @@ def build(args) -> tuple[Machine, list]:
         cfg.ips = args.ips
     try:
         m = Machine(cfg)
-        m.load_bios(data)
+        if data is not None:
+            m.load_bios(data)
+        else:
+            from .firmware import multiboot
+            plan = multiboot.load(args.kernel, m.bus.ram_size, args.cmdline or "",
+                                  args.module or [])
+            multiboot.apply(m.cpu, m.bus, plan)
+            for w in plan.warnings:
+                print(f"aero: {args.kernel}: {w}", file=sys.stderr)
     except ValueError as e:
         raise BadInput(str(e))
     return m, [s for s in sinks if s is not None]

@@ -84,3 +84,17 @@ def test_run_command_exit_status_and_state_hash(capsys):
     assert code == 33
     assert "TICKS 100" in cap.out
     assert cap.err.startswith("state-hash icount=") and "sha256=" in cap.err
+
+
+def test_run_multiboot_kernel_from_the_command_line(capsys):
+    kernel = os.path.join(HERE, "..", "firmware", "guests", "mb_elf.bin")
+    code = aero_main(["run", "--kernel", kernel, "--cmdline", "root=/dev/x quiet",
+                      "--debugcon", "stdio"])
+    out = capsys.readouterr().out
+    assert code == 1                                   # the kernel wrote 0 to isa-debug-exit
+    assert 'root=/dev/x quiet"' in out and "magic 2BADB002" in out
+
+
+def test_kernel_options_need_a_kernel(capsys):
+    assert aero_main(["run", "--bios", TIMER, "--cmdline", "x"]) == 2
+    assert "--cmdline and --module need --kernel" in capsys.readouterr().err

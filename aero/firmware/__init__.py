@@ -1,0 +1,1 @@
+"""Host-side firmware support: ACPI and SMBIOS table builders, BIOS services, loaders."""
