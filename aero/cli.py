@@ -36,7 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--cmdline", metavar="STR", help="the kernel's command line")
     r.add_argument("--module", action="append", metavar="FILE[,ARGS]",
                    help="a multiboot module (repeatable)")
-    r.add_argument("--memory", type=int, default=32, metavar="MiB", help="RAM (default 32)")
+    r.add_argument("--config", metavar="FILE.toml", help="settings as TOML (the option names, "
+                   "with - or _); options given on the command line override it")
+    r.add_argument("--memory", type=int, metavar="MiB", help="RAM (default 32)")
     r.add_argument("--fda", metavar="IMG", help="floppy image in drive A: (160K-2.88M)")
     r.add_argument("--fdb", metavar="IMG", help="floppy image in drive B:")
     r.add_argument("--hda", metavar="IMG", help="raw hard disk image, primary master")
@@ -52,7 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--timeout", type=float, metavar="SECONDS", help="wall-clock limit (exit 4)")
     r.add_argument("--realtime", action="store_true", help="pace virtual time to the wall clock")
     r.add_argument("--no-reboot", action="store_true", help="stop on triple fault (exit 6)")
-    r.add_argument("--serial", default="stdio", metavar="stdio|FILE|none", help="COM1 output")
+    r.add_argument("--serial", metavar="stdio|FILE|none", help="COM1 output (default stdio)")
+    r.add_argument("--serial-input", metavar="FILE", help="bytes fed into COM1")
+    r.add_argument("--keys", metavar="TEXT", help="type TEXT on the PS/2 keyboard: characters, "
+                   "{Enter} {F1} {Ctrl+c} ..., {wait 500ms}")
+    r.add_argument("--screenshot", metavar="PNG", help="save the screen when the run ends")
     r.add_argument("--debugcon", metavar="stdio|FILE", help="port 0xE9 output")
     r.add_argument("--firmware-log", metavar="stdio|FILE", help="port 0x402 output")
     r.add_argument("--post-codes", action="store_true", help="print port 0x80 POST codes")

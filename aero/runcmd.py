@@ -71,7 +71,52 @@ def _read_image(path, what):
         raise BadInput(f"{what}: cannot read {path}: {e.strerror}")
 
 
+# settings a --config file may hold: option name -> type
+CONFIG_KEYS = {
+    "bios": str, "vgabios": str, "fda": str, "fdb": str, "hda": str, "hdb": str, "cdrom": str,
+    "boot": str, "memory": int, "kernel": str, "cmdline": str, "module": list, "serial": str,
+    "serial_input": str, "keys": str, "debugcon": str, "firmware_log": str, "post_codes": bool,
+    "ips": int, "rtc": str, "realtime": bool, "no_reboot": bool, "max_instructions": int,
+    "timeout": float, "screenshot": str, "headless": bool, "writable": bool, "state_hash": bool,
+}
+DEFAULTS = {"memory": 32, "serial": "stdio"}
+
+
+def apply_config(args) -> None:
+    """Fill options not given on the command line from --config, then the defaults.  Relative
+    paths in the file are relative to the file."""
+    if getattr(args, "config", None):
+        import tomllib
+        raw = _read_image(args.config, "--config")
+        try:
+            cfg = tomllib.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+            raise BadInput(f"--config: {args.config}: {e}")
+        base = os.path.dirname(os.path.abspath(args.config))
+        for key, value in cfg.items():
+            name = key.replace("-", "_")
+            typ = CONFIG_KEYS.get(name)
+            if typ is None:
+                raise BadInput(f"--config: {args.config}: unknown setting {key!r}")
+            if typ is float and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
+                raise BadInput(f"--config: {args.config}: {key} must be {typ.__name__}")
+            if name in ("bios", "fda", "fdb", "hda", "hdb", "cdrom", "kernel", "serial_input",
+                        "screenshot") and value not in ("aero", "seabios", "bochs"):
+                value = os.path.join(base, value)
+            if name == "module":
+                value = [os.path.join(base, m) for m in value]
+            current = getattr(args, name, None)
+            if current is None or current is False:
+                setattr(args, name, value)
+    for name, value in DEFAULTS.items():
+        if getattr(args, name, None) is None:
+            setattr(args, name, value)
+
+
 def build(args) -> tuple[Machine, list]:
+    apply_config(args)
     if not args.bios and not args.kernel:
         raise BadInput("no guest given: use --kernel ELF (multiboot) or --bios PATH (the Aero "
                        "BIOS and the built-in demo arrive with the PC platform work)")
@@ -124,6 +169,19 @@ def build(args) -> tuple[Machine, list]:
                 print(f"aero: {args.kernel}: {w}", file=sys.stderr)
     except ValueError as e:
         raise BadInput(str(e))
+    if args.keys:
+        from .inputs import schedule_keys
+        try:
+            schedule_keys(m, args.keys)
+        except ValueError as e:
+            raise BadInput(str(e))
+    if args.serial_input:
+        from .inputs import schedule_serial
+        schedule_serial(m, _read_image(args.serial_input, "--serial-input"))
+    if args.screenshot:
+        d = os.path.dirname(os.path.abspath(args.screenshot))
+        if not os.path.isdir(d):
+            raise BadInput(f"--screenshot: directory {d} does not exist")
     return m, [s for s in sinks if s is not None]
 
 
@@ -147,6 +205,13 @@ def run_command(args) -> int:
     elif res.status in ("halted", "shutdown", "timeout"):
         print(f"aero: {res.status}{': ' + res.detail if res.detail else ''} "
               f"after {res.icount} instructions", file=sys.stderr)
+    if args.screenshot:
+        from .display.png import write_png
+        from .display.render import render
+        try:
+            write_png(args.screenshot, render(m.vga))
+        except OSError as e:
+            print(f"aero: --screenshot: {e}", file=sys.stderr)
     if args.state_hash:
         print(f"state-hash icount={m.cpu.icount} sha256={m.state_hash()}", file=sys.stderr)
     return res.exit_code
