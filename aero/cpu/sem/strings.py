@@ -245,15 +245,25 @@ def _strop_bulk_movs(cpu, size, amask, sseg, si, di, n, down):
     return k
 
 
-def strop_rep_movs(cpu, size, amask, sseg, eip, nxt):
-    R = cpu.R
-    cnt = R[1] & amask
+def _strop_rep_counts(cpu, amask, nxt):
+    """The REP prologue: (count in [E]CX, iterations allowed now by cpu.rep_budget), or None
+    when the count is 0 (the instruction completes at once and counts one)."""
+    cnt = cpu.R[1] & amask
     if not cnt:
         cpu.rep_done = 1
         cpu.eip = nxt
-        return
+        return None
     budget = cpu.rep_budget
-    n = cnt if cnt <= budget else budget
+    cpu.rep_done = 0
+    return cnt, (cnt if cnt <= budget else budget)
+
+
+def strop_rep_movs(cpu, size, amask, sseg, eip, nxt):
+    R = cpu.R
+    counts = _strop_rep_counts(cpu, amask, nxt)
+    if counts is None:
+        return
+    cnt, n = counts
     si = R[6] & amask
     di = R[7] & amask
     down = cpu.flags & DF
@@ -286,13 +296,10 @@ def strop_rep_movs(cpu, size, amask, sseg, eip, nxt):
 
 def strop_rep_stos(cpu, size, amask, eip, nxt):
     R = cpu.R
-    cnt = R[1] & amask
-    if not cnt:
-        cpu.rep_done = 1
-        cpu.eip = nxt
+    counts = _strop_rep_counts(cpu, amask, nxt)
+    if counts is None:
         return
-    budget = cpu.rep_budget
-    n = cnt if cnt <= budget else budget
+    cnt, n = counts
     di = R[7] & amask
     value = R[0] & ((1 << (8 * size)) - 1)
     down = cpu.flags & DF
@@ -326,13 +333,10 @@ def strop_rep_stos(cpu, size, amask, eip, nxt):
 
 def strop_rep_lods(cpu, size, amask, sseg, eip, nxt):
     R = cpu.R
-    cnt = R[1] & amask
-    if not cnt:
-        cpu.rep_done = 1
-        cpu.eip = nxt
+    counts = _strop_rep_counts(cpu, amask, nxt)
+    if counts is None:
         return
-    budget = cpu.rep_budget
-    n = cnt if cnt <= budget else budget
+    cnt, n = counts
     si = R[6] & amask
     step = -size if cpu.flags & DF else size
     rd = _rw(cpu, size)[0]
@@ -400,13 +404,10 @@ def _strop_bulk_cmps(cpu, size, amask, sseg, si, di, n, down):
 
 def strop_rep_cmps(cpu, size, amask, sseg, rep, eip, nxt):
     R = cpu.R
-    cnt = R[1] & amask
-    if not cnt:
-        cpu.rep_done = 1
-        cpu.eip = nxt
+    counts = _strop_rep_counts(cpu, amask, nxt)
+    if counts is None:
         return
-    budget = cpu.rep_budget
-    n = cnt if cnt <= budget else budget
+    cnt, n = counts
     si = R[6] & amask
     di = R[7] & amask
     step = -size if cpu.flags & DF else size
@@ -451,13 +452,10 @@ def strop_rep_cmps(cpu, size, amask, sseg, rep, eip, nxt):
 
 def strop_rep_scas(cpu, size, amask, rep, eip, nxt):
     R = cpu.R
-    cnt = R[1] & amask
-    if not cnt:
-        cpu.rep_done = 1
-        cpu.eip = nxt
+    counts = _strop_rep_counts(cpu, amask, nxt)
+    if counts is None:
         return
-    budget = cpu.rep_budget
-    n = cnt if cnt <= budget else budget
+    cnt, n = counts
     di = R[7] & amask
     step = -size if cpu.flags & DF else size
     rd = _rw(cpu, size)[0]
@@ -527,14 +525,10 @@ def strop_ins(cpu, ins, amask, eip, nxt, rep):
     size = ins.opsize >> 3 if ins.opcode & 1 else 1
     port = R[2] & 0xFFFF
     if rep:
-        cnt = R[1] & amask
-        if not cnt:
-            cpu.rep_done = 1
-            cpu.eip = nxt
+        counts = _strop_rep_counts(cpu, amask, nxt)
+        if counts is None:
             return
-        budget = cpu.rep_budget
-        n = cnt if cnt <= budget else budget
-        cpu.rep_done = 0
+        cnt, n = counts
     else:
         cnt = n = 1
     if cpu.cr0 & 1:
@@ -568,14 +562,10 @@ def strop_outs(cpu, ins, amask, sseg, eip, nxt, rep):
     size = ins.opsize >> 3 if ins.opcode & 1 else 1
     port = R[2] & 0xFFFF
     if rep:
-        cnt = R[1] & amask
-        if not cnt:
-            cpu.rep_done = 1
-            cpu.eip = nxt
+        counts = _strop_rep_counts(cpu, amask, nxt)
+        if counts is None:
             return
-        budget = cpu.rep_budget
-        n = cnt if cnt <= budget else budget
-        cpu.rep_done = 0
+        cnt, n = counts
     else:
         cnt = n = 1
     if cpu.cr0 & 1:
