@@ -253,10 +253,9 @@ def sys_write_cr(cpu, n, v):
             raise CPUFault(_GP, 0)
         if v & 0x20000000 and not v & 0x40000000:        # NW without CD
             raise CPUFault(_GP, 0)
-        old = cpu.cr0
         cpu.write_cr0(v)                                  # atomic: a PDPTE fault keeps old CR0
-        if (old ^ cpu.cr0) & 0x80000001:
-            cpu.flush_blocks()
+        # Compiled blocks stay valid: they are keyed by CS base, EIP and code size, templates
+        # check the mode when they run, and paging changes revalidate blocks (MMU generation).
     elif n == 2:
         cpu.cr2 = v
     elif n == 3:
