@@ -29,8 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--kernel", action="append", help="run only these kernels")
 
     r = sub.add_parser("run", help="run a PC (today: a raw firmware image given with --bios)")
-    r.add_argument("--bios", metavar="PATH", help="firmware image (4 KiB .. 1 MiB) mapped at the "
-                   "top of 4 GiB, its last 128 KiB also below 1 MiB")
+    r.add_argument("--bios", metavar="seabios|bochs|PATH",
+                   help="firmware: Debian's SeaBIOS or Bochs BIOS, or an image (64/128/256 KiB) "
+                   "mapped at the top of 4 GiB with its last 128 KiB below 1 MiB")
+    r.add_argument("--vgabios", metavar="PATH", help="VGA BIOS served through the VGA's ROM BAR")
     r.add_argument("--kernel", metavar="ELF", help="multiboot kernel (ELF32 or a.out kludge), "
                    "started directly in protected mode")
     r.add_argument("--cmdline", metavar="STR", help="the kernel's command line")

@@ -42,7 +42,9 @@ from .devices.atapi import ATAPICDROM
 from .devices.disk import DiskImage
 from .devices.dma import DMA8237
 from .devices.fdc import FDC82077AA
-from .devices.ide import ATADisk, IDEChannel
+from .devices.fwcfg import FWCfg
+from .devices.i440fx import I440FXPCI
+from .devices.ide import ATADisk, BusMaster, IDEChannel
 from .devices.i8042 import I8042
 from .devices.pic import PIC
 from .devices.pit import PIT, PortB
@@ -50,6 +52,7 @@ from .devices.rtc import RTC
 from .devices.sysports import DebugCon, DebugExit, FirmwareLog, Port92, PostCode, ResetControl
 from .devices.uart import UART16550A
 from .devices.vga import VGA
+from .devices.vga_pci import VGAPCI
 from .mem.bus import Bus, UNMAPPED
 
 DEFAULT_IPS = 20_000_000
@@ -80,6 +83,7 @@ class MachineConfig:
     cdrom: str | None = None           # secondary master ATAPI CD-ROM (ISO image)
     boot: str = "cad"                  # boot order, QEMU letters
     writable: bool = False             # guest disk writes go to the image files themselves
+    vga_rom: bytes | None = None       # the VGA BIOS served through the VGA's ROM BAR
 
 
 @dataclass
@@ -135,13 +139,23 @@ class Machine:
         self.debug_exit.register(self.io)
         self.reset_control = ResetControl(lambda hard: self.request_reset())
         self.reset_control.register(self.io)
-        self.vga = VGA(self.clock)
+        self.vga = VGA(self.clock, rom=cfg.vga_rom)
         self.vga.register(self.io)
         self.vga.map_legacy(self.bus)
         self._attach_storage(cfg)
+        # PCI: i440FX host bridge, PIIX3 (ISA, IDE with bus mastering), PIIX4 PM, the VGA
+        self.bus_master = BusMaster(self.ide, self.bus.read_bytes, self.bus.write_bytes,
+                                    iobus=self.io)
+        self.pci = I440FXPCI(self.io, self.bus, self.irq, self.clock,
+                             bus_master=self.bus_master, power_off=self.power_off)
+        self.vga_pci = self.pci.bus.add(VGAPCI(self.vga, self.bus), 2, 0)
+        self.fw_cfg = FWCfg(self.bus.read_bytes, self.bus.write_bytes)
+        self.fw_cfg.register(self.io)
+        self.fw_cfg.pc_defaults(ram)
         self.devices = [self.pic, self.pit, self.portb, self.rtc, self.kbc, *self.uarts,
                         self.dma, self.port92, self.post, self.debugcon, self.fwlog,
                         self.debug_exit, self.reset_control, self.vga, self.fdc, *self.ide,
+                        self.bus_master, *self.pci.devices, self.vga_pci, self.fw_cfg,
                         *self.images]
         self.bios_image = None
         self._reset_pending = False

@@ -81,6 +81,14 @@ CONFIG_KEYS = {
 }
 DEFAULTS = {"memory": 32, "serial": "stdio"}
 
+# --bios NAME: (image, VGA BIOS, Debian package providing them)
+FIRMWARE = {
+    "seabios": ("/usr/share/seabios/bios.bin", "/usr/share/seabios/vgabios-stdvga.bin",
+                "seabios"),
+    "bochs": ("/usr/share/bochs/BIOS-bochs-latest", "/usr/share/vgabios/vgabios.bin",
+              "bochsbios vgabios"),
+}
+
 
 def apply_config(args) -> None:
     """Fill options not given on the command line from --config, then the defaults.  Relative
@@ -122,8 +130,23 @@ def build(args) -> tuple[Machine, list]:
                        "BIOS and the built-in demo arrive with the PC platform work)")
     if args.bios and args.kernel:
         raise BadInput("--kernel starts the kernel directly: give --kernel or --bios, not both")
-    if args.bios in ("aero", "seabios", "bochs"):
-        raise BadInput(f"--bios {args.bios}: not available yet; give a firmware image path")
+    if args.bios == "aero":
+        raise BadInput("--bios aero: the Aero BIOS is not available yet; use seabios, bochs "
+                       "or a firmware image path")
+    vga_rom = None
+    if args.bios in FIRMWARE:
+        bios_path, vga_path, package = FIRMWARE[args.bios]
+        if not os.path.exists(bios_path):
+            raise BadInput(f"--bios {args.bios}: {bios_path} is missing (apt-get install "
+                           f"{package})")
+        args.bios = bios_path
+        if args.vgabios is None and os.path.exists(vga_path):
+            args.vgabios = vga_path
+    if args.vgabios:
+        vga_rom = _read_image(args.vgabios, "--vgabios")
+        if not 2048 <= len(vga_rom) <= (256 << 10):
+            raise BadInput(f"--vgabios: {args.vgabios} is {len(vga_rom)} bytes; expected "
+                           "2 KiB to 256 KiB")
     if (args.cmdline is not None or args.module) and not args.kernel:
         raise BadInput("--cmdline and --module need --kernel")
     data = None
@@ -153,7 +176,7 @@ def build(args) -> tuple[Machine, list]:
                         serial_sinks=[sinks[0], None, None, None], debugcon_sink=sinks[1],
                         firmware_log_sink=sinks[2], post_code_cb=post_cb,
                         fda=args.fda, fdb=args.fdb, hda=args.hda, hdb=args.hdb,
-                        cdrom=args.cdrom, boot=boot, writable=args.writable)
+                        cdrom=args.cdrom, boot=boot, writable=args.writable, vga_rom=vga_rom)
     if args.ips:
         cfg.ips = args.ips
     try:

@@ -335,6 +335,11 @@ class UART16550A(Device):
 
     # -- transmitter ---------------------------------------------------------------------------
     def _write_thr(self, v: int) -> None:
+        # The host sink gets every byte the guest writes, when it writes it (QEMU's convention):
+        # a guest that overruns THR loses nothing on the host side, while what the guest sees
+        # (THRE/TEMT, the FIFO, loopback) keeps the chip's timing.
+        if self.sink is not None and not self.mcr & LOOP:
+            self.sink(v & self.word_mask)
         self.thre_ip = False
         if self.fifo_enabled:
             if len(self.tx) < FIFO_SIZE:
@@ -361,8 +366,6 @@ class UART16550A(Device):
         self.tx_count += 1
         if self.mcr & LOOP:
             self._receive(b, self.tx_end)
-        elif self.sink is not None:
-            self.sink(b)
         if self.tx:
             self._start_tx(self.tx_end)
         self._update()
