@@ -573,14 +573,10 @@ SEABIOS = "/usr/share/seabios/bios.bin"
 
 @pytest.mark.skipif(not __import__("os").path.exists(SEABIOS), reason="seabios not installed")
 def test_seabios_posts_through_pci_pam_fwcfg_and_pm_timer():
-    from aero.devices.fwcfg import FWCfg
     from aero.machine import Machine, MachineConfig
     log = bytearray()
     m = Machine(MachineConfig(memory_mib=32, firmware_log_sink=log.append))
-    pc = I440FXPCI(m.io, m.bus, m.irq, m.clock, power_off=m.power_off)
-    fw = FWCfg(m.bus.read_bytes, m.bus.write_bytes)
-    fw.register(m.io)
-    fw.pc_defaults(32 << 20)
+    pc = m.pci                                  # the machine's i440FX/PIIX side and fw_cfg
     m.load_bios(open(SEABIOS, "rb").read())
     m.cpu.reset()
     n = 2_000_000
@@ -591,7 +587,8 @@ def test_seabios_posts_through_pci_pam_fwcfg_and_pm_timer():
     for line in ("Running on QEMU (i440fx)", "Found QEMU fw_cfg",
                  "QEMU fw_cfg DMA interface supported",
                  "qemu/e820: addr 0x0000000000000000 len 0x0000000002000000 [RAM]",
-                 "Found 4 PCI devices", "PCI: init bdf=00:01.3 id=8086:7113",
+                 "Found 5 PCI devices", "PCI: init bdf=00:01.3 id=8086:7113",
+                 "PCI: init bdf=00:02.0 id=1234:1111",
                  "PIIX3/PIIX4 init: elcr=00 0c", "Using pmtimer, ioport 0xb008",
                  "e820 map has"):
         assert line in text, line
