@@ -85,7 +85,7 @@ DEFAULTS = {"memory": 32, "serial": "stdio"}
 FIRMWARE = {
     "seabios": ("/usr/share/seabios/bios.bin", "/usr/share/seabios/vgabios-stdvga.bin",
                 "seabios"),
-    "bochs": ("/usr/share/bochs/BIOS-bochs-latest", "/usr/share/vgabios/vgabios.bin",
+    "bochs": ("/usr/share/bochs/BIOS-bochs-latest", "/usr/share/vgabios/vgabios-stdvga.bin",
               "bochsbios vgabios"),
 }
 

@@ -166,7 +166,10 @@ class FDC82077AA(Device):
     def _power_on(self) -> None:
         self.DOR = 0                  # hardware reset: nRESET low, the controller held in reset
         self.TDR = 0
-        self.rate = RATE_250K         # DSR/CCR DRATE SEL (hardware reset: 250 kbps)
+        # DSR/CCR DRATE SEL at power-on: 500 kbps, as QEMU's controller starts (its DSR is 0).
+        # The Bochs BIOS never programs the rate before reading a 1.44 MB diskette and relies
+        # on this; SeaBIOS probes the rates either way.
+        self.rate = RATE_500K
         self.precomp = 0
         self.power_down = False
         self.SRT = self.HUT = self.HLT = 0

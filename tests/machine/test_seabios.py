@@ -1,4 +1,5 @@
-"""Real firmware nobody here wrote: Debian's SeaBIOS POSTs on Aero's PC and boots a floppy."""
+"""Real firmware nobody here wrote: Debian's SeaBIOS and Bochs BIOS POST on Aero's PC and boot
+a floppy."""
 
 import os
 import shutil
@@ -12,7 +13,7 @@ from aero.cli import main as aero_main
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 HELLO = os.path.join(ROOT, "scenarios", "hello", "hello.bin")
 SEABIOS = "/usr/share/seabios/bios.bin"
-pytestmark = pytest.mark.skipif(not os.path.exists(SEABIOS), reason="seabios not installed")
+needs_seabios = pytest.mark.skipif(not os.path.exists(SEABIOS), reason="seabios not installed")
 
 
 @pytest.fixture
@@ -22,6 +23,7 @@ def floppy(tmp_path):
     return img
 
 
+@needs_seabios
 def test_seabios_boots_the_hello_floppy(floppy, tmp_path, capsys):
     log, shot = tmp_path / "fw.log", tmp_path / "screen.png"
     before = floppy.read_bytes()
@@ -56,3 +58,15 @@ def test_boot_sector_rebuilds_identically(tmp_path):
     subprocess.run(["nasm", "-f", "bin", "-o", str(out),
                     os.path.join(ROOT, "scenarios", "hello", "hello.asm")], check=True)
     assert out.read_bytes() == open(HELLO, "rb").read()
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/share/bochs/BIOS-bochs-latest"),
+                    reason="bochsbios not installed")
+def test_bochs_bios_boots_the_hello_floppy(floppy, tmp_path, capsys):
+    log = tmp_path / "fw.log"
+    code = aero_main(["run", "--bios", "bochs", "--fda", str(floppy), "--firmware-log",
+                      str(log), "--timeout", "300"])
+    assert code == (0x21 << 1) | 1
+    assert capsys.readouterr().out == "Hello from the boot sector\r\n"
+    text = log.read_text(errors="replace")
+    assert "Starting rombios32" in text and "Booting from 0000:7c00" in text
