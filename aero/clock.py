@@ -73,6 +73,12 @@ class Clock:
         """Call ``callback()`` once virtual time reaches ``when`` (ticks)."""
         ev = Event(when, next(self._seq), callback, name)
         heapq.heappush(self._heap, ev)
+        # An event scheduled while the CPU runs (a guest's OUT started a timer) must not wait
+        # for the end of the current run: pull the run's end in to the event's tick.
+        cpu = self.cpu
+        stop = when - cpu.idle_time
+        if stop < getattr(cpu, "target", stop):
+            cpu.target = stop
         return ev
 
     def schedule_in(self, delta: int, callback, name: str = "") -> Event:

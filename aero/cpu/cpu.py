@@ -85,6 +85,7 @@ class CPU:
         self.port_out = lambda port, size, value: None
         self.on_shutdown = None           # called on triple fault
         self.stop_requested = False
+        self.target = 0                   # the instruction count the current run() stops at
         self.attn = False                 # set by the outside world: re-check before next block
         self.idle_time = 0                # virtual instructions skipped while halted
         self.reset()
@@ -554,7 +555,7 @@ class CPU:
         or EFLAGS.TF (``blk.check``), after an exception, and whenever ``attn`` is set by the
         outside world (an interrupt line raised, a stop requested), the slow checks run;
         otherwise the loop goes straight from block to block."""
-        target = self.icount + budget
+        self.target = self.icount + budget       # a device may pull it in (Clock.schedule)
         blocks = self.blocks
         mmu = self.mmu
         self.stop_requested = False
@@ -562,7 +563,7 @@ class CPU:
         cs_key = 0
         while True:
             icount = self.icount
-            remaining = target - icount
+            remaining = self.target - icount
             if remaining <= 0:
                 return "budget"
             if check or self.attn:

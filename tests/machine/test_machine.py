@@ -98,3 +98,25 @@ def test_run_multiboot_kernel_from_the_command_line(capsys):
 def test_kernel_options_need_a_kernel(capsys):
     assert aero_main(["run", "--bios", TIMER, "--cmdline", "x"]) == 2
     assert "--cmdline and --module need --kernel" in capsys.readouterr().err
+
+
+def test_event_scheduled_by_the_guest_fires_at_its_tick(capsys):
+    # Each byte's THRE event is scheduled by the guest's OUT while the CPU runs; if it waited
+    # for the end of the run slice (500,000 ticks) this guest would take millions of ticks.
+    guest = os.path.join(HERE, "thre_poll.bin")
+    out = []
+    m = Machine(MachineConfig(serial_sinks=[out.append, None, None, None]))
+    m.load_bios(open(guest, "rb").read())
+    r = m.run(max_instructions=5_000_000)
+    assert (r.status, r.exit_code) == ("debug-exit", 1)
+    assert bytes(out) == b"polled THRE output\n"
+    char_ticks = m.uarts[0].char_ticks()
+    assert r.icount < 19 * char_ticks + 5000
+
+
+@pytest.mark.skipif(shutil.which("nasm") is None, reason="nasm absent")
+def test_thre_guest_rebuilds_identically(tmp_path):
+    out = tmp_path / "t.bin"
+    subprocess.run(["nasm", "-f", "bin", "-o", str(out), os.path.join(HERE, "thre_poll.asm")],
+                   check=True)
+    assert out.read_bytes() == open(os.path.join(HERE, "thre_poll.bin"), "rb").read()
