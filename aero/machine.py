@@ -65,6 +65,17 @@ _CMOS_FLOPPY = {1: "360k", 2: "1.2M", 3: "720k", 4: "1.44M", 5: "2.88M"}
 EXIT_STATUS = {"limit": 0, "poweroff": 0, "timeout": 4, "shutdown": 6, "halted": 8, "error": 10}
 
 
+HOST_KEYS = frozenset(("label", "path"))
+
+
+def _without_host_names(value):
+    if isinstance(value, dict):
+        return {k: _without_host_names(v) for k, v in value.items() if k not in HOST_KEYS}
+    if isinstance(value, (list, tuple)):
+        return [_without_host_names(v) for v in value]
+    return value
+
+
 @dataclass
 class MachineConfig:
     memory_mib: int = 32
@@ -301,9 +312,10 @@ class Machine:
         return {f"{d.name}{i}": d.get_state() for i, d in enumerate(self.devices)}
 
     def state_hash(self) -> str:
-        """SHA-256 over CPU, RAM, device states, IRQ line levels and virtual time."""
+        """SHA-256 over CPU, RAM, device states, IRQ line levels and virtual time.  Host file
+        names (a disk image's path) are not guest state and are left out."""
         h = hashlib.sha256()
-        st = {"cpu": cpu_state(self.cpu), "devices": self.device_states(),
+        st = {"cpu": cpu_state(self.cpu), "devices": _without_host_names(self.device_states()),
               "irq": self.irq.level, "now": self.clock.now(), "a20": self.bus.a20}
         h.update(json.dumps(st, sort_keys=True, separators=(",", ":"), default=repr).encode())
         h.update(self.bus.ram)

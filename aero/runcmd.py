@@ -123,16 +123,39 @@ def apply_config(args) -> None:
             setattr(args, name, value)
 
 
+# The built-in demo's boot sector (source: scenarios/demo/demo.asm in the checkout).
+DEMO = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scenarios",
+                    "demo", "demo.bin")
+
+
+def _demo_floppy() -> str:
+    """The built-in demo: its boot sector on a 1.44 MB floppy image in a temporary file."""
+    import tempfile
+    if not os.path.exists(DEMO):
+        raise BadInput(f"the built-in demo is missing ({DEMO}); install Aero from its checkout "
+                       "with 'pip install -e .'")
+    boot = open(DEMO, "rb").read()
+    fd, path = tempfile.mkstemp(prefix="aero-demo-", suffix=".img")
+    with os.fdopen(fd, "wb") as f:
+        f.write(boot.ljust(1474560, b"\0"))
+    return path
+
+
 def build(args) -> tuple[Machine, list]:
     apply_config(args)
-    if not args.bios and not args.kernel:
-        raise BadInput("no guest given: use --kernel ELF (multiboot) or --bios PATH (the Aero "
-                       "BIOS and the built-in demo arrive with the PC platform work)")
+    guest_given = any(getattr(args, n, None) for n in ("bios", "kernel", "fda", "fdb", "hda",
+                                                        "hdb", "cdrom"))
+    args.demo_image = None
+    if not guest_given:                     # `aero run` alone: the built-in demo
+        args.demo_image = args.fda = _demo_floppy()
+        args.boot = args.boot or "a"
     if args.bios and args.kernel:
         raise BadInput("--kernel starts the kernel directly: give --kernel or --bios, not both")
-    if args.bios == "aero":
-        raise BadInput("--bios aero: the Aero BIOS is not available yet; use seabios, bochs "
-                       "or a firmware image path")
+    if not args.bios and not args.kernel:
+        args.bios = "aero"
+    aero_bios = args.bios == "aero"
+    if aero_bios:
+        args.bios = None
     vga_rom = None
     if args.bios in FIRMWARE:
         bios_path, vga_path, package = FIRMWARE[args.bios]
@@ -150,7 +173,9 @@ def build(args) -> tuple[Machine, list]:
     if (args.cmdline is not None or args.module) and not args.kernel:
         raise BadInput("--cmdline and --module need --kernel")
     data = None
-    if args.bios:
+    if aero_bios:
+        pass
+    elif args.bios:
         data = _read_image(args.bios, "--bios")
         if len(data) not in (64 << 10, 128 << 10, 256 << 10):
             raise BadInput(f"--bios: {args.bios} is {len(data)} bytes; expected 64, 128 or "
@@ -181,7 +206,10 @@ def build(args) -> tuple[Machine, list]:
         cfg.ips = args.ips
     try:
         m = Machine(cfg)
-        if data is not None:
+        if aero_bios:
+            from .firmware.bios import install_aero_bios
+            m.devices.append(install_aero_bios(m))
+        elif data is not None:
             m.load_bios(data)
         else:
             from .firmware import multiboot
@@ -214,6 +242,9 @@ def run_command(args) -> int:
     except BadInput as e:
         print(f"aero: {e}", file=sys.stderr)
         return 2
+    finally:
+        if getattr(args, "demo_image", None):
+            os.unlink(args.demo_image)          # the image is open in the machine already
     try:
         res = m.run(max_instructions=args.max_instructions, timeout=args.timeout,
                     realtime=args.realtime)
