@@ -191,7 +191,39 @@ def run_kernel(name: str, seconds: float = 2.0):
     return total / wall / 1e6, total, wall
 
 
+def boot_times():
+    """Wall time of whole boots of scenarios/hello/hello.bin from a floppy: under Debian's
+    SeaBIOS (when installed) and under the Aero BIOS.  Yields (name, instructions, seconds)."""
+    import os
+    import tempfile
+    from .cli import build_parser
+    from .runcmd import build
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    boot = open(os.path.join(root, "scenarios", "hello", "hello.bin"), "rb").read()
+    with tempfile.TemporaryDirectory() as d:
+        img = os.path.join(d, "hello.img")
+        with open(img, "wb") as f:
+            f.write(boot.ljust(1474560, b"\0"))
+        for name in ("seabios", "aero"):
+            if name == "seabios" and not os.path.exists("/usr/share/seabios/bios.bin"):
+                continue
+            args = build_parser().parse_args(["run", "--bios", name, "--fda", img,
+                                              "--serial", "none"])
+            m, _ = build(args)
+            t0 = time.perf_counter()
+            r = m.run(timeout=300)
+            wall = time.perf_counter() - t0
+            if r.exit_code != (0x21 << 1) | 1:
+                raise AssertionError(f"boot under {name} ended with {r.status} {r.exit_code}")
+            yield name, r.icount, wall
+
+
 def main(args) -> int:
+    if getattr(args, "boot", False):
+        print("aero bench --boot: firmware POST + hello boot sector from a floppy")
+        for name, n, wall in boot_times():
+            print(f"  {name:8} {wall:6.2f} s   ({n:,} instructions, {n / wall / 1e6:.2f} MIPS)")
+        return 0
     names = args.kernel or list(KERNELS)
     for n in names:
         if n not in KERNELS:

@@ -27,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="measure interpreter speed (guest MIPS) on fixed kernels")
     b.add_argument("--seconds", type=float, default=2.0, help="time per kernel (default 2)")
     b.add_argument("--kernel", action="append", help="run only these kernels")
+    b.add_argument("--boot", action="store_true",
+                   help="time whole boots instead: SeaBIOS and the Aero BIOS booting a floppy")
 
     r = sub.add_parser("run", help="run a PC (today: a raw firmware image given with --bios)")
     r.add_argument("--bios", metavar="seabios|bochs|PATH",
