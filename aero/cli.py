@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--keys", metavar="TEXT", help="type TEXT on the PS/2 keyboard: characters, "
                    "{Enter} {F1} {Ctrl+c} ..., {wait 500ms}")
     r.add_argument("--screenshot", metavar="PNG", help="save the screen when the run ends")
+    r.add_argument("--headless", action="store_true",
+                   help="no display window (today every run is headless: the window comes "
+                   "with the display front-end)")
     r.add_argument("--debugcon", metavar="stdio|FILE", help="port 0xE9 output")
     r.add_argument("--firmware-log", metavar="stdio|FILE", help="port 0x402 output")
     r.add_argument("--post-codes", action="store_true", help="print port 0x80 POST codes")
