@@ -338,8 +338,10 @@ class UART16550A(Device):
         # The host sink gets every byte the guest writes, when it writes it (QEMU's convention):
         # a guest that overruns THR loses nothing on the host side, while what the guest sees
         # (THRE/TEMT, the FIFO, loopback) keeps the chip's timing.
+        # Like QEMU's backends, the host gets all 8 bits whatever the programmed word length
+        # (firmware often never sets LCR, leaving the 5-bit reset value).
         if self.sink is not None and not self.mcr & LOOP:
-            self.sink(v & self.word_mask)
+            self.sink(v & 0xFF)
         self.thre_ip = False
         if self.fifo_enabled:
             if len(self.tx) < FIFO_SIZE:
