@@ -163,6 +163,11 @@ class Machine:
         self.fw_cfg = FWCfg(self.bus.read_bytes, self.bus.write_bytes)
         self.fw_cfg.register(self.io)
         self.fw_cfg.pc_defaults(ram)
+        # ACPI tables for firmware that loads them through QEMU's linker/loader (SeaBIOS)
+        from .firmware.acpi import build_tables
+        from .firmware.qemu_loader import table_loader_files
+        for name, data in table_loader_files(build_tables(0)).items():
+            self.fw_cfg.add_file(name, data)
         self.devices = [self.pic, self.pit, self.portb, self.rtc, self.kbc, *self.uarts,
                         self.dma, self.port92, self.post, self.debugcon, self.fwlog,
                         self.debug_exit, self.reset_control, self.vga, self.fdc, *self.ide,

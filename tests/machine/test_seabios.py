@@ -42,6 +42,21 @@ def test_seabios_boots_the_hello_floppy(floppy, tmp_path, capsys):
     assert floppy.read_bytes() == before                   # the user's image is untouched
 
 
+@needs_seabios
+def test_seabios_installs_our_acpi_tables_and_the_demo_powers_off(tmp_path, capsys):
+    # With fw_cfg etc/table-loader present SeaBIOS installs the machine's ACPI tables and puts
+    # the PIIX4 PM block at 600h (QEMU's layout), where the demo's S5 write powers off.
+    demo = tmp_path / "demo.img"
+    demo.write_bytes(open(os.path.join(ROOT, "scenarios", "demo", "demo.bin"), "rb").read()
+                     .ljust(1474560, b"\0"))
+    log = tmp_path / "fw.log"
+    code = aero_main(["run", "--bios", "seabios", "--fda", str(demo), "--firmware-log",
+                      str(log), "--timeout", "300"])
+    assert code == 0
+    assert "Powering off." in capsys.readouterr().out
+    assert "Using pmtimer, ioport 0x608" in log.read_text(errors="replace")
+
+
 @pytest.mark.skipif(shutil.which("qemu-system-i386") is None, reason="qemu-system-i386 absent")
 def test_same_serial_output_under_qemu(floppy):
     p = subprocess.run(["qemu-system-i386", "-drive", f"file={floppy},if=floppy,format=raw",
