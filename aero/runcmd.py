@@ -157,6 +157,7 @@ def build(args) -> tuple[Machine, list]:
     if aero_bios:
         args.bios = None
     vga_rom = None
+    bochs_layout = args.bios == "bochs"
     if args.bios in FIRMWARE:
         bios_path, vga_path, package = FIRMWARE[args.bios]
         if not os.path.exists(bios_path):
@@ -201,7 +202,8 @@ def build(args) -> tuple[Machine, list]:
                         serial_sinks=[sinks[0], None, None, None], debugcon_sink=sinks[1],
                         firmware_log_sink=sinks[2], post_code_cb=post_cb,
                         fda=args.fda, fdb=args.fdb, hda=args.hda, hdb=args.hdb,
-                        cdrom=args.cdrom, boot=boot, writable=args.writable, vga_rom=vga_rom)
+                        cdrom=args.cdrom, boot=boot, writable=args.writable,
+                        vga_rom=None if bochs_layout else vga_rom)
     if args.ips:
         cfg.ips = args.ips
     try:
@@ -211,6 +213,11 @@ def build(args) -> tuple[Machine, list]:
             m.devices.append(install_aero_bios(m))
         elif data is not None:
             m.load_bios(data)
+            if bochs_layout and vga_rom:
+                # The Bochs emulator's convention: the VGA BIOS sits in the option-ROM area at
+                # C0000h and the VGA has no ROM BAR (rombios32 would copy a ROM BAR to C0000h
+                # before enabling memory decoding, i.e. copy nothing over it).
+                m.bus.map_rom(0xC0000, vga_rom)
         else:
             from .firmware import multiboot
             plan = multiboot.load(args.kernel, m.bus.ram_size, args.cmdline or "",

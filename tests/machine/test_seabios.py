@@ -78,10 +78,14 @@ def test_boot_sector_rebuilds_identically(tmp_path):
 @pytest.mark.skipif(not os.path.exists("/usr/share/bochs/BIOS-bochs-latest"),
                     reason="bochsbios not installed")
 def test_bochs_bios_boots_the_hello_floppy(floppy, tmp_path, capsys):
-    log = tmp_path / "fw.log"
+    log, shot = tmp_path / "fw.log", tmp_path / "screen.png"
     code = aero_main(["run", "--bios", "bochs", "--fda", str(floppy), "--firmware-log",
-                      str(log), "--timeout", "300"])
+                      str(log), "--screenshot", str(shot), "--timeout", "300"])
     assert code == (0x21 << 1) | 1
     assert capsys.readouterr().out == "Hello from the boot sector\r\n"
     text = log.read_text(errors="replace")
     assert "Starting rombios32" in text and "Booting from 0000:7c00" in text
+    # the LGPL VGA BIOS (package vgabios) ran from C0000h and set up the text screen
+    from aero.display.png import read_png
+    frame = read_png(shot.read_bytes())
+    assert frame.shape == (400, 720, 3) and np.count_nonzero(frame[:32]) > 1000
