@@ -81,7 +81,7 @@ KB_FLAGS3 = 0x96
 STUB_NAMES = ("dummy_iret", "irq_master", "irq_slave", "halt_forever", "FONT8", "FONT14",
               "FONT16", "config_table", "diskette_params", "hd_param_table", "video_params",
               "rsdp_slot", "vbe_oem", "vbe_vendor", "vbe_product", "vbe_revision", "vbe_modes",
-              "smbios_slot", "int09_entry")
+              "smbios_slot", "int09_entry", "vbe_pmi", "vbe_pmi_end")
 
 
 @dataclass

@@ -15,7 +15,8 @@ Functions: AH=00h-03h, 05h-0Fh (AH=08h in graphics modes matches the cell agains
 (load fonts 00h-04h/10h-14h into plane 2 without changing the character height; 30h font
 pointers), 12h (BL=10h EGA info, 30h-36h acknowledged), 13h, 1Ah, VBE 4F00h-4F09h (4F04h saves
 the DISPI registers, the DAC and the BDA video fields; not the standard VGA registers: the
-state size is reported for all requested parts), 4F0Ah not supported (AX=0100h).
+state size is reported for all requested parts), 4F0Ah returns the protected-mode interface
+(32-bit code in the ROM driving the DISPI registers and the DAC).
 """
 
 from __future__ import annotations
@@ -748,8 +749,18 @@ class VideoServices:
                 fail()
                 return
             ok()
+        elif al == 0x0A:
+            # protected-mode interface: ES:DI -> the table in the ROM, CX = its length
+            if bx & 0xFF:
+                fail()
+                return
+            start, end = self.off["vbe_pmi"], self.off["vbe_pmi_end"]
+            self.setreg("es", 0xF000)
+            self.setreg("di", start)
+            self.setreg("cx", end - start)
+            ok()
         else:
-            self.setreg("ax", 0x0100)                         # 4F0Ah and others: unsupported
+            self.setreg("ax", 0x0100)                         # other functions: unsupported
 
     def vbe_mode_info(self, x: int, y: int, bpp: int) -> bytes:
         """The 256-byte ModeInfoBlock (VBE 3.0, 4.4)."""

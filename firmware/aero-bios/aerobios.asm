@@ -72,6 +72,7 @@ stub_offsets:
         dw      config_table, diskette_params, hd_param_table, video_params, rsdp_slot
         dw      vbe_oem, vbe_vendor, vbe_product, vbe_revision, vbe_modes, smbios_slot
         dw      svc_09                  ; the INT 09h entry (its OUT is at svc_09.key)
+        dw      vbe_pmi, vbe_pmi_end    ; the VBE protected-mode interface (INT 10h 4F0Ah)
 
 ; ---------------------------------------------------------------------------------------------
 ; Service stubs
@@ -203,6 +204,101 @@ vbe_modes:      ; keep in step with VBE_MODES in aero/firmware/bios_video.py
         dw      112h, 115h, 118h                ; ... 24 bpp
         dw      140h, 141h, 142h                ; ... 32 bpp (Bochs numbering)
         dw      0FFFFh
+
+; The VBE protected-mode interface (VBE 3.0, function 0Ah): a table of offsets (relative to the
+; table) to 32-bit code the OS copies and calls near, with the registers of functions 05h, 07h
+; and 09h, and the list of I/O ports that code touches.  The code drives the Bochs DISPI
+; registers (index 1CEh, data 1CFh) and the DAC.
+        align   4
+vbe_pmi:
+        dw      pmi_set_window - vbe_pmi
+        dw      pmi_set_display_start - vbe_pmi
+        dw      pmi_set_palette - vbe_pmi
+        dw      pmi_ports - vbe_pmi
+pmi_ports:
+        dw      1CEh, 1CFh, 3C8h, 3C9h, 0FFFFh  ; I/O ports
+        dw      0FFFFh                          ; no memory areas
+        bits    32
+pmi_set_window:                         ; BL = window (0), DX = bank in 64 KiB units
+        push    eax
+        push    edx
+        mov     ax, 5                   ; VBE_DISPI_INDEX_BANK
+        mov     dx, 1CEh
+        out     dx, ax
+        pop     edx
+        mov     eax, edx
+        push    edx
+        mov     dx, 1CFh
+        out     dx, ax
+        pop     edx
+        pop     eax
+        ret
+pmi_set_display_start:                  ; BL = 00h/80h, DX:CX = start address in dwords
+        pushad
+        movzx   eax, dx
+        shl     eax, 16
+        mov     ax, cx
+        shl     eax, 2                  ; bytes into the framebuffer
+        mov     ebx, eax
+        mov     dx, 1CEh
+        mov     ax, 3                   ; VBE_DISPI_INDEX_BPP
+        out     dx, ax
+        inc     dx
+        in      ax, dx
+        movzx   ecx, ax
+        add     ecx, 7
+        shr     ecx, 3                  ; bytes per pixel
+        dec     dx
+        mov     ax, 6                   ; VBE_DISPI_INDEX_VIRT_WIDTH
+        out     dx, ax
+        inc     dx
+        in      ax, dx
+        movzx   esi, ax
+        imul    esi, ecx                ; bytes per scan line
+        mov     eax, ebx
+        xor     edx, edx
+        div     esi                     ; EAX = line, EDX = byte in the line
+        mov     edi, eax
+        mov     eax, edx
+        xor     edx, edx
+        div     ecx                     ; EAX = pixel in the line
+        mov     ebx, eax
+        mov     dx, 1CEh
+        mov     ax, 8                   ; VBE_DISPI_INDEX_X_OFFSET
+        out     dx, ax
+        inc     dx
+        mov     eax, ebx
+        out     dx, ax
+        dec     dx
+        mov     ax, 9                   ; VBE_DISPI_INDEX_Y_OFFSET
+        out     dx, ax
+        inc     dx
+        mov     eax, edi
+        out     dx, ax
+        popad
+        ret
+pmi_set_palette:                        ; CX entries from DX, DS:EDI -> (blue, green, red, 0)
+        pushad
+        mov     al, dl
+        mov     dx, 3C8h
+        out     dx, al
+        inc     dx
+        movzx   ecx, cx
+        mov     esi, edi
+.next:  jecxz   .done
+        mov     al, [esi + 2]
+        out     dx, al
+        mov     al, [esi + 1]
+        out     dx, al
+        mov     al, [esi]
+        out     dx, al
+        add     esi, 4
+        dec     ecx
+        jmp     .next
+.done:  popad
+        ret
+        bits    16
+vbe_pmi_end:
 
 ; The ACPI RSDP (36 bytes on a 16-byte boundary in F0000-FFFFF), written by the host when it
 ; installs the ROM (the tables themselves live in reserved RAM at the top of memory).

@@ -638,9 +638,54 @@ def test_vbe_set_mode_and_lfb(tmp_path):
     assert call(m, bios, 0x10, eax=0x4F03).result["ebx"] & 0xFFFF == 0x4112
     ev = call(m, bios, 0x10, eax=0x4F04, edx=0x0000, ecx=0x000F)
     assert ev.result["eax"] & 0xFFFF == 0x004F and ev.result["ebx"] & 0xFFFF >= 1
-    assert call(m, bios, 0x10, eax=0x4F0A).result["eax"] & 0xFFFF == 0x0100
     call(m, bios, 0x10, eax=0x0003)
     assert not m.vga.vbe_enabled
+
+
+def run_pmi(m, table: bytes, entry: int, **regs):
+    """Copy the VBE protected-mode table to 0x20000 and near-call one of its functions from
+    flat 32-bit code, as an OS driver does; return when it RETs to a HLT."""
+    from aero.cpu.presets import FLAT_CODE, FLAT_DATA
+    cpu = m.cpu
+    m.bus.ram[0x20000: 0x20000 + len(table)] = table
+    m.bus.ram[0x1F000] = 0xF4                                   # the return address: hlt
+    cpu.cr0 |= 1
+    for s in range(6):
+        cpu.set_seg_cache(s, 0x08 if s == 1 else 0x10, 0, 0xFFFFFFFF,
+                          FLAT_CODE if s == 1 else FLAT_DATA)
+    cpu.mode_changed()
+    cpu.flags &= ~0x200
+    cpu.R[4] = 0x1E000
+    cpu.push32(0x1F000)
+    for name, value in regs.items():
+        cpu.R[("eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi").index(name)] = value
+    cpu.eip = 0x20000 + entry
+    cpu.halted = False
+    assert cpu.run(100000) == "halt" and cpu.eip == 0x1F001
+
+
+def test_vbe_protected_mode_interface(tmp_path):
+    m, bios, out = booted(tmp_path)
+    ev = call(m, bios, 0x10, eax=0x4F0A, ebx=0)
+    r = ev.result
+    assert r["eax"] & 0xFFFF == 0x004F
+    length = r["ecx"] & 0xFFFF
+    table = m.bus.read_bytes(r["es"] * 16 + (r["edi"] & 0xFFFF), length)
+    win, start, pal, ports = struct.unpack_from("<4H", table)
+    assert 8 <= min(win, start, pal, ports) and max(win, start, pal) < length
+    port_list = struct.unpack_from("<6H", table, ports)
+    assert port_list == (0x1CE, 0x1CF, 0x3C8, 0x3C9, 0xFFFF, 0xFFFF)
+    call(m, bios, 0x10, eax=0x4F02, ebx=0x4000 | 0x112)            # 640x480x24
+    run_pmi(m, table, win, ebx=0, edx=3)                          # function 05h: bank 3
+    assert m.vga.dispi_read(5) == 3
+    # function 07h: the start address in dwords of pixel (12, 20): (20 * 640 * 3 + 36) / 4
+    addr = (20 * 640 * 3 + 12 * 3) // 4
+    run_pmi(m, table, start, ebx=0, ecx=addr & 0xFFFF, edx=addr >> 16)
+    assert (m.vga.dispi_read(8), m.vga.dispi_read(9)) == (12, 20)
+    # function 09h: two palette entries from DS:EDI, (blue, green, red, 0) each
+    m.bus.ram[0x30000:0x30008] = bytes((1, 2, 3, 0, 4, 5, 6, 0))
+    run_pmi(m, table, pal, ebx=0, ecx=2, edx=0x10, edi=0x30000)
+    assert m.vga.DAC[0x10 * 3: 0x12 * 3] == bytes((3, 2, 1, 6, 5, 4))
 
 
 def test_int16_check_and_store(tmp_path):
