@@ -120,3 +120,17 @@ def test_thre_guest_rebuilds_identically(tmp_path):
     subprocess.run(["nasm", "-f", "bin", "-o", str(out), os.path.join(HERE, "thre_poll.asm")],
                    check=True)
     assert out.read_bytes() == open(os.path.join(HERE, "thre_poll.bin"), "rb").read()
+
+
+def test_realtime_paces_virtual_time_without_changing_the_run():
+    import time
+    plain, r1, _ = run_timer()
+    out = []
+    m = Machine(MachineConfig(debugcon_sink=out.append))
+    m.load_bios(open(TIMER, "rb").read())
+    t0 = time.monotonic()
+    r2 = m.run(realtime=True)
+    wall = time.monotonic() - t0
+    assert wall >= 0.095                       # 100 virtual milliseconds took real ones
+    assert (r2.status, r2.icount) == (r1.status, r1.icount)
+    assert m.state_hash() == plain.state_hash()
