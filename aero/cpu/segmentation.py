@@ -257,14 +257,36 @@ def _real_like(cpu) -> bool:
     return not cpu.cr0 & 1 or bool(cpu.flags & F.VM)
 
 
+def _check_real_target(cpu, off: int) -> None:
+    """A far transfer's target offset in real mode (the CS limit) or V86 mode (64 KiB)."""
+    if off > (0xFFFF if cpu.flags & F.VM else cpu.limit[CS]):
+        raise CPUFault(GP, 0)
+
+
+def _check_direct_target(a, cpl, rpl, dpl, code, off, lo, hi) -> None:
+    """The checks of a far JMP/CALL straight to a code segment (SDM JMP, CALL): a code
+    segment, conforming (DPL <= CPL) or non-conforming (RPL <= CPL, DPL == CPL), present, and
+    the offset within its limit."""
+    if not a & A_CODE:
+        raise CPUFault(GP, code)
+    if a & A_DC:
+        if dpl > cpl:
+            raise CPUFault(GP, code)
+    elif rpl > cpl or dpl != cpl:
+        raise CPUFault(GP, code)
+    if not a & A_P:
+        raise CPUFault(NP, code)
+    if off > d_limit(lo, hi):
+        raise CPUFault(GP, 0)
+
+
 def far_jump(cpu, sel: int, off: int, osz: int, next_eip: int) -> None:
     """JMP ptr16:16/32 and JMP m16:16/32 (SDM JMP)."""
     sel &= 0xFFFF
     if osz == 16:
         off &= 0xFFFF
     if _real_like(cpu):
-        if off > cpu.limit[CS] and not cpu.flags & F.VM or cpu.flags & F.VM and off > 0xFFFF:
-            raise CPUFault(GP, 0)
+        _check_real_target(cpu, off)
         cpu.load_seg_real(CS, sel)
         cpu.eip = off
         return
@@ -277,17 +299,7 @@ def far_jump(cpu, sel: int, off: int, osz: int, next_eip: int) -> None:
     dpl = (a >> 5) & 3
     code = sel & 0xFFFC
     if a & A_S:
-        if not a & A_CODE:
-            raise CPUFault(GP, code)
-        if a & A_DC:
-            if dpl > cpl:
-                raise CPUFault(GP, code)
-        elif rpl > cpl or dpl != cpl:
-            raise CPUFault(GP, code)
-        if not a & A_P:
-            raise CPUFault(NP, code)
-        if off > d_limit(lo, hi):
-            raise CPUFault(GP, 0)
+        _check_direct_target(a, cpl, rpl, dpl, code, off, lo, hi)
         load_cs(cpu, sel, addr, lo, hi, cpl)
         cpu.eip = off
         return
@@ -329,8 +341,7 @@ def far_call(cpu, sel: int, off: int, osz: int, next_eip: int) -> None:
     if osz == 16:
         off &= 0xFFFF
     if _real_like(cpu):
-        if off > cpu.limit[CS] and not cpu.flags & F.VM or cpu.flags & F.VM and off > 0xFFFF:
-            raise CPUFault(GP, 0)
+        _check_real_target(cpu, off)
         push_current(cpu, (cpu.sel[CS], next_eip), size)
         cpu.load_seg_real(CS, sel)
         cpu.eip = off
@@ -344,17 +355,7 @@ def far_call(cpu, sel: int, off: int, osz: int, next_eip: int) -> None:
     dpl = (a >> 5) & 3
     code = sel & 0xFFFC
     if a & A_S:
-        if not a & A_CODE:
-            raise CPUFault(GP, code)
-        if a & A_DC:
-            if dpl > cpl:
-                raise CPUFault(GP, code)
-        elif rpl > cpl or dpl != cpl:
-            raise CPUFault(GP, code)
-        if not a & A_P:
-            raise CPUFault(NP, code)
-        if off > d_limit(lo, hi):
-            raise CPUFault(GP, 0)
+        _check_direct_target(a, cpl, rpl, dpl, code, off, lo, hi)
         ss = SS_
         new_esp = push_frame(cpu, cpu.base[ss], cpu.limit[ss], cpu.attr[ss], cpu.R[4],
                              (cpu.sel[CS], next_eip), size, cpl == 3)
@@ -428,8 +429,7 @@ def far_ret(cpu, osz: int, imm: int) -> None:
     if _real_like(cpu):
         off = cpu.stack_read(0, osz)
         sel = cpu.stack_read(size, osz) & 0xFFFF
-        if off > cpu.limit[CS] and not cpu.flags & F.VM or cpu.flags & F.VM and off > 0xFFFF:
-            raise CPUFault(GP, 0)
+        _check_real_target(cpu, off)
         cpu.load_seg_real(CS, sel)
         cpu.stack_add(2 * size + imm)
         cpu.eip = off
