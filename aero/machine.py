@@ -53,6 +53,8 @@ from .devices.sysports import DebugCon, DebugExit, FirmwareLog, Port92, PostCode
 from .devices.uart import UART16550A
 from .devices.vga import VGA
 from .devices.vga_pci import VGAPCI
+from .firmware.acpi import build_tables
+from .firmware.qemu_loader import table_loader_files
 from .mem.bus import Bus, UNMAPPED
 
 DEFAULT_IPS = 20_000_000
@@ -164,8 +166,6 @@ class Machine:
         self.fw_cfg.register(self.io)
         self.fw_cfg.pc_defaults(ram)
         # ACPI tables for firmware that loads them through QEMU's linker/loader (SeaBIOS)
-        from .firmware.acpi import build_tables
-        from .firmware.qemu_loader import table_loader_files
         for name, data in table_loader_files(build_tables(0)).items():
             self.fw_cfg.add_file(name, data)
         self.devices = [self.pic, self.pit, self.portb, self.rtc, self.kbc, *self.uarts,

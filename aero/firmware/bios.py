@@ -53,8 +53,10 @@ from dataclasses import dataclass, field
 
 from ..cpu import flags as F
 from ..devices.base import Device
+from .acpi import build_tables
 from .bios_disk import DiskServices
 from .bios_video import VideoServices
+from .smbios import build_smbios
 
 SVC_PORT = 0xEB
 ROM_SEG = 0xF000
@@ -1136,30 +1138,20 @@ def install_aero_bios(machine, rom_path: str = ROM_PATH) -> AeroBIOS:
     rom = load_rom(rom_path)
     bios = AeroBIOS(machine, rom)
     rsdp = None
-    try:
-        from .acpi import build_tables
-        base, _ = bios.acpi_range()
-        serial = tuple((u.base, u.irq_line) for u in machine.uarts
-                       if hasattr(u, "irq_line")) or ((0x3F8, 4),)
-        tables = build_tables(base, pci_hole_start=max(machine.bus.ram_size, 0xE0000000)
-                              if machine.bus.ram_size > 0xE0000000 else 0xE0000000,
-                              serial_ports=serial)
-        if len(tables.blob) <= ACPI_SIZE:
-            bios.acpi_blob = tables.blob
-            rsdp = tables.rsdp
-            bios.rsdp = (ROM_BASE + bios.off["rsdp_slot"], rsdp)
-    except ImportError:                                       # pragma: no cover
-        pass
+    base, _ = bios.acpi_range()
+    serial = tuple((u.base, u.irq_line) for u in machine.uarts)
+    tables = build_tables(base, pci_hole_start=max(machine.bus.ram_size, 0xE0000000),
+                          serial_ports=serial)
+    if len(tables.blob) <= ACPI_SIZE:
+        bios.acpi_blob = tables.blob
+        rsdp = tables.rsdp
+        bios.rsdp = (ROM_BASE + bios.off["rsdp_slot"], rsdp)
     eps = None
-    try:
-        from .smbios import build_smbios
-        base, size = bios.smbios_range()
-        sm = build_smbios(base, machine.bus.ram_size, bios_release_date="11/26/2026")
-        if len(sm.table) <= size:
-            bios.smbios_table = sm.table
-            eps = sm.entry_point
-    except ImportError:                                       # pragma: no cover
-        pass
+    base, size = bios.smbios_range()
+    sm = build_smbios(base, machine.bus.ram_size, bios_release_date="11/26/2026")
+    if len(sm.table) <= size:
+        bios.smbios_table = sm.table
+        eps = sm.entry_point
     machine.load_bios(build_rom(rom, rsdp, eps))
     bios.rom = machine.bios_image
     machine.aero_bios = bios
