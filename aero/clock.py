@@ -46,14 +46,8 @@ class Clock:
 
     # -- time ----------------------------------------------------------------------------------
     def now(self) -> int:
-        """Current virtual time in ticks, exact inside a block too (an instruction doing port I/O
-        always ends its block, so it is the block's last one)."""
-        cpu = self.cpu
-        t = cpu.icount + cpu.idle_time
-        blk = cpu.cur_block
-        if blk is not None:
-            t += len(blk.ops) - 1
-        return t          # the same rule as CPU.now(), which the TSC uses
+        """Current virtual time in ticks, exact inside a block too (``CPU.now``)."""
+        return self.cpu.now()
 
     def ns(self, ticks: int | None = None) -> int:
         """Ticks (default: now) as virtual nanoseconds."""
@@ -76,9 +70,7 @@ class Clock:
         # An event scheduled while the CPU runs (a guest's OUT started a timer) must not wait
         # for the end of the current run: pull the run's end in to the event's tick.
         cpu = self.cpu
-        stop = when - cpu.idle_time
-        if stop < getattr(cpu, "target", stop):
-            cpu.target = stop
+        cpu.pull_target(when - cpu.idle_time)
         return ev
 
     def schedule_in(self, delta: int, callback, name: str = "") -> Event:

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 from .clock import Clock
 from .cpu.cpu import CPU
-from .cpu.faults import EmulatorError
+from .faults import EmulatorError
 from .cpu import flags as F
 from .cpu.state import get_state as cpu_state
 from .devices.base import IOBus, IRQLines

@@ -2,13 +2,7 @@
 
 from aero.clock import Clock
 from aero.devices.base import IOBus, IRQLines
-
-
-class FakeCPU:
-    def __init__(self):
-        self.icount = 0
-        self.idle_time = 0
-        self.cur_block = None
+from aero.testing.fakecpu import FakeCPU
 
 
 def test_clock_converts_and_orders_events():
@@ -32,16 +26,6 @@ def test_clock_converts_and_orders_events():
     assert fired == ["a", "b", "c"]
     assert clk.next_event() is None
     assert clk.ns() == 50_000
-
-
-def test_clock_is_exact_inside_a_block():
-    class Blk:
-        ops = [None] * 5
-    cpu = FakeCPU()
-    clk = Clock(cpu, ips=10)
-    cpu.icount = 100
-    cpu.cur_block = Blk()
-    assert clk.now() == 104                              # the I/O insn is the block's last
 
 
 def test_iobus_unclaimed_and_split_accesses():

@@ -48,7 +48,7 @@ from typing import Callable
 from ..cpu import table as T
 from ..cpu.decoder import decode
 from ..cpu.disasm import MEM_ONLY, disasm, is_bad, mnemonic, prefix_words
-from ..cpu.faults import CPUFault
+from ..faults import CPUFault
 
 STRING_LEN = 16
 REP_CANON = {"repz": "repe", "repnz": "repne", "rep": "rep", "repe": "repe", "repne": "repne"}

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..cpu.decoder import decode
-from ..cpu.faults import CPUFault
+from ..faults import CPUFault
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from ..cpu import table as T
 from ..cpu.cpu import CPU, A_P, A_S, A_RW, A_ACCESSED, A_DB, A_G, A_CODE
 from ..cpu.decoder import decode
-from ..cpu.faults import EmulatorError
+from ..faults import EmulatorError
 from ..mem.bus import Bus
 from . import unicorn_known as known
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 
 from . import flags as F
-from .faults import CPUFault, EmulatorError
+from ..faults import CPUFault, EmulatorError
 
 _SIZES = {"b": 8, "w": 16, "d": 32, "q": 64}
 _FIXED_REGS = {"AL": (0, 8), "CL": (1, 8), "DX": (2, 16), "AX": (0, 16)}

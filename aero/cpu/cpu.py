@@ -1,20 +1,31 @@
 """The CPU: architectural state, memory access through segments, and the run loop.
 
-Execution model (see README "How the CPU runs"): code is decoded once into *blocks* of
-instructions, each instruction compiled from its semantic template (``aero.cpu.sem``) into a
-small Python closure.  ``run(budget)`` executes blocks until the retired-instruction budget is
-spent, the CPU halts, or something asks it to stop.  Interrupts are recognised at instruction
+Execution model (see README "How the CPU runs"): code is decoded into *blocks* of instructions,
+each instruction compiled from its semantic template (``aero.cpu.sem``) into a small Python
+closure, and cached by the physical code they came from (``aero.cpu.blocks``).  ``run(budget)``
+executes blocks through the one block interface until the retired-instruction budget is spent,
+the CPU halts, a hook or the host asks it to stop.  Interrupts are recognised at instruction
 boundaries: every instruction that can change whether one is deliverable ends its block, so
-checking between blocks is the same as checking after every instruction.  There are no debugger
-checks in this loop.
+checking between blocks is the same as checking after every instruction.
+
+There are no debugger checks in this loop.  Breakpoints, hooks and the guest's own DR0-DR3 are
+compiled into the blocks that hold their addresses (``aero.cpu.hookpoints``), memory watches mark
+only the pages they cover (``aero.mem.watch``), and interrupt, mode and CR3 observers are called
+where those events happen (``on_interrupt``, ``on_mode``, ``on_cr3``; None when nobody listens).
 """
 
 from __future__ import annotations
 
-from .faults import (CPUFault, TripleFault, BlockExit, EmulatorError, HAS_ERROR_CODE,
-                     CONTRIBUTORY, DF, PF, GP, SS, DB, AC)
+from ..faults import CPUFault, BlockExit, EmulatorError, CONTRIBUTORY, DF, PF, GP, SS, DB, AC
+from ..mem.mmu import MMU
+from ..mem.watch import Watches
 from . import flags as F
-from .decoder import decode
+from .blocks import CodeCache
+from .debugregs import GuestBreakpoints
+from .disasm import disasm
+from .hookpoints import ExecPoints
+from .interrupts import interrupt_protected
+from .segmentation import load_data_seg
 
 ES, CS, SS_, DS, FSEG, GSEG = range(6)
 SEG_NAMES = ("es", "cs", "ss", "ds", "fs", "gs")
@@ -27,19 +38,8 @@ A_ACCESSED, A_RW, A_DC, A_CODE, A_S, A_P, A_DB, A_G = 0x1, 0x2, 0x4, 0x8, 0x10, 
 CR0_PE, CR0_MP, CR0_EM, CR0_TS, CR0_ET, CR0_NE, CR0_WP, CR0_AM, CR0_NW, CR0_CD, CR0_PG = (
     1, 2, 4, 8, 0x10, 0x20, 0x10000, 0x40000, 0x20000000, 0x40000000, 0x80000000)
 
-MAX_BLOCK = 64           # instructions per block at most
-# Control transfers after which the run loop must re-check mode, interrupts and TF.
-FAR_OR_SYS = frozenset(("CALLF", "CALLF_M", "JMPF", "JMPF_M", "RETF", "IRET", "INT", "INT3",
-                        "INTO", "INT1", "SYSENTER", "SYSEXIT", "UD2", "BOUND"))
-
-
-class Block:
-    __slots__ = ("ops", "orig", "eips", "end_eip", "sets_eip", "rep", "phys", "pend", "key",
-                 "insns", "check", "gen")
-
-
-def _stop_op():
-    raise BlockExit()
+# after these, a TF single-step trap is not taken (they clear TF on the way to their handler)
+_NO_TF_TRAP = frozenset(("INT", "INT3", "INTO", "INT1"))
 
 
 def _aligned(read, mask):
@@ -61,21 +61,20 @@ def _aligned_w(write, mask):
 class CPU:
     """An i686-class CPU (integer unit; no FPU, no APIC yet)."""
 
-    def __init__(self, bus, mmu_factory=None):
-        from ..mem.mmu import MMU
+    def __init__(self, bus):
         self.bus = bus
-        bus.on_code_write = self._code_written
-        self.mmu = (mmu_factory or MMU)(self, bus)
+        self.cur_block = None             # the block running now (aero.cpu.blocks)
+        self.cache = CodeCache(self)
+        bus.on_code_write = self.cache.code_written
+        self.mmu = MMU(self, bus)
         bus.on_a20_change = self.mmu.a20_changed
+        self.watches = Watches(bus, self.mmu)
+        self.exec_points = ExecPoints()
         self.ac_on = False
-        self.dbg_bps = []                 # enabled DR0-DR3 breakpoints (see debugregs.py)
-        self.dbg_hits = 0
+        self.dbg = GuestBreakpoints(self)   # the guest's DR0-DR3, as hooks
+        self.dbg_hits = 0                 # data breakpoint hits of the current instruction
         self.mem_rebind()
         self.R = [0] * 8
-        self.blocks: dict[int, Block] = {}
-        self.page_blocks: dict[int, list] = {}
-        self.code_bytes: dict[int, bytearray] = {}
-        self.cur_block = None
         self.msr: dict[int, int] = {}
         self.tsc_offset = 0
         self.intr = False                 # the INTR line (from the PIC)
@@ -84,9 +83,22 @@ class CPU:
         self.port_in = lambda port, size: (1 << (8 * size)) - 1
         self.port_out = lambda port, size, value: None
         self.on_shutdown = None           # called on triple fault
-        self.stop_requested = False
+        # observers (None: nobody listens; aero.hooks installs them)
+        self.on_interrupt = None          # (vector, error code, kind, eip) at every delivery
+        self.on_mode = None               # (old, new) when real/protected/V86 or paging changes
+        self.on_cr3 = None                # (old, new) at every CR3 load
+        self.stop_requested = False       # the host asked run() to return "stop"
+        self.hook_stop = None             # the hook that asked run() to stop (returns "hook")
+        self.stopped_by = None            # ... handed over when run() returned "hook"
+        self.hook_before = False          # ... before an instruction (exec / block-entry hooks)
+        self.hook_skip = False            # host exec points are skipped (resuming at one)
+        self._resume_at = None            # where a before-stop left the CPU
         self.target = 0                   # the instruction count the current run() stops at
         self.attn = False                 # set by the outside world: re-check before next block
+        self.exit_req = False             # the running block is asked to stop (request_exit)
+        self.rep_break = False            # ... and a REP string instruction after this element
+        self._patched = None              # the block request_exit patched (restored later)
+        self.fault_index = self.fault_retired = 0   # where an exception left a block
         self.idle_time = 0                # virtual instructions skipped while halted
         self.reset()
 
@@ -128,29 +140,19 @@ class CPU:
         self.rep_done = 1
         self.sysenter = [0, 0, 0]         # CS, ESP, EIP MSRs
         self.msr.clear()
-        self.flush_blocks()
+        self.cache.flush()
         self.mmu.reset()
         for s in range(6):
             self._refresh_seg(s)
+        self.dbg.update()
+        self._mode_key = self._mode_now()
 
     # Modes --------------------------------------------------------------------------------------
-    @property
-    def pe(self) -> bool:
-        return bool(self.cr0 & CR0_PE)
-
-    @property
-    def vm86(self) -> bool:
-        return bool(self.flags & F.VM)
-
     @property
     def code32(self) -> bool:
         # The cached CS.D decides, in real mode too (a real-mode CS load clears it; code left
         # running in a 32-bit segment after clearing CR0.PE still decodes as 32-bit).
         return not (self.flags & F.VM) and bool(self.attr[CS] & A_DB)
-
-    @property
-    def stack32(self) -> bool:
-        return bool(self.attr[SS_] & A_DB)
 
     @property
     def mode(self) -> str:
@@ -229,7 +231,6 @@ class CPU:
             if s == SS_:
                 self.mode_changed()
             return
-        from .segmentation import load_data_seg
         load_data_seg(self, s, sel)
 
     def set_seg_cache(self, s: int, sel: int, base: int, limit: int, attr: int) -> None:
@@ -251,6 +252,20 @@ class CPU:
         for s in range(6):
             self._refresh_seg(s)
         self.mmu.user = self.cpl == 3
+        if self.on_mode is not None:
+            self._report_mode()
+
+    def _mode_now(self) -> tuple:
+        """(operating mode, paging): "real", "protected" or "v86", and CR0.PG."""
+        mode = "real" if not self.cr0 & CR0_PE else "v86" if self.flags & F.VM else "protected"
+        return mode, bool(self.cr0 & CR0_PG)
+
+    def _report_mode(self) -> None:
+        new = self._mode_now()
+        old = self._mode_key
+        if new != old:
+            self._mode_key = new
+            self.on_mode(old, new)
 
     def _compute_cpl(self) -> int:
         if not self.cr0 & CR0_PE:
@@ -272,17 +287,6 @@ class CPU:
             self._r16, self._r32 = _aligned(m.read16, 1), _aligned(m.read32, 3)
             self._w16, self._w32 = _aligned_w(m.write16, 1), _aligned_w(m.write32, 3)
             self._m16, self._m32 = _aligned(m.rmw16, 1), _aligned(m.rmw32, 3)
-        if self.dbg_bps:
-            from .debugregs import watch
-            self._r8, self._r16, self._r32 = (watch(self, self._r8, 1, False),
-                                              watch(self, self._r16, 2, False),
-                                              watch(self, self._r32, 4, False))
-            self._m8, self._m16, self._m32 = (watch(self, self._m8, 1, False),
-                                              watch(self, self._m16, 2, False),
-                                              watch(self, self._m32, 4, False))
-            self._w8, self._w16, self._w32 = (watch(self, self._w8, 1, True),
-                                              watch(self, self._w16, 2, True),
-                                              watch(self, self._w32, 4, True))
 
     def _update_alignment_check(self) -> None:
         """#AC checking is on when CR0.AM, EFLAGS.AC and CPL 3 (SDM Vol. 3, 6.15 #AC).  It can
@@ -368,12 +372,6 @@ class CPU:
         self._w32((self.base[SS_] + sp) & 0xFFFFFFFF, v)
         R[4] = sp if self.attr[SS_] & A_DB else (R[4] & 0xFFFF0000) | sp
 
-    def push(self, v: int, size: int) -> None:
-        if size == 32:
-            self.push32(v)
-        else:
-            self.push16(v)
-
     def pop16(self) -> int:
         R = self.R
         big = self.attr[SS_] & A_DB
@@ -394,9 +392,6 @@ class CPU:
         R[4] = (sp + 4) & 0xFFFFFFFF if big else (R[4] & 0xFFFF0000) | ((sp + 4) & 0xFFFF)
         return v
 
-    def pop(self, size: int) -> int:
-        return self.pop32() if size == 32 else self.pop16()
-
     def stack_read(self, offset: int, size: int) -> int:
         """Read ``size`` bits at [ESP + offset] without popping (for multi-pop instructions that
         must not change ESP until every read has succeeded)."""
@@ -416,352 +411,239 @@ class CPU:
             R[4] = (R[4] & 0xFFFF0000) | ((R[4] + n) & 0xFFFF)
 
     # ------------------------------------------------------------------------------------------
-    # Blocks: decode, compile, cache, invalidate
+    # Code fetch, the running block, stopping it
     # ------------------------------------------------------------------------------------------
-    def flush_blocks(self) -> None:
-        for blk in self.blocks.values():
-            blk.ops[:] = [_stop_op] * len(blk.ops)
-        self.blocks.clear()
-        for p in self.page_blocks:
-            self.bus.code[p] = 0
-        self.page_blocks.clear()
-        self.code_bytes.clear()
-
     def fetch_phys(self, off: int) -> int:
         """Physical address of the code byte at CS:off (segment limit and paging checked)."""
         if off > self.limit[CS]:
             raise CPUFault(GP, 0)
         return self.mmu.translate_fetch((self.base[CS] + off) & 0xFFFFFFFF)
 
-    def _compile_block(self, key: int) -> Block:
-        from .codegen import compile_insn
-        code32 = self.code32
-        emask = 0xFFFFFFFF if code32 else 0xFFFF
-        eip = self.eip
-        bus = self.bus
-        blk = Block()
-        blk.key = key
-        ops, eips, insns = [], [], []
-        pages = set()
-        start_lin_page = (self.base[CS] + eip) >> 12
-
-        ends = None
-        while True:
-            phys_of = {}
-
-            def fetch(i, _eip=eip):
-                p = self.fetch_phys((_eip + i) & emask)
-                phys_of[i] = p
-                return bus.read8(p)
-            try:
-                ins = decode(fetch, eip, code32)
-            except CPUFault:
-                if not ops:
-                    raise
-                break                       # the fault belongs to the next block's first insn
-            if not ops:
-                blk.phys = phys_of[0]
-            pages.update(phys_of.values())
-            op, ends = compile_insn(self, ins, code32)
-            insns.append(ins)
-            eips.append(eip)
-            ops.append(op)
-            eip = (eip + ins.length) & emask
-            if ends is not None or len(ops) >= MAX_BLOCK:
-                break
-            if (self.base[CS] + eip) >> 12 != start_lin_page:
-                break
-        blk.sets_eip = ends in ("jump", "cond", "rep")
-        blk.rep = ends == "rep"
-        # after this block the run loop re-checks interrupts, mode and TF
-        blk.check = ends in ("sync", "rep") or (ends == "jump" and ins.entry.name in FAR_OR_SYS)
-        blk.gen = self.mmu.gen
-        blk.ops = ops
-        blk.orig = list(ops)
-        blk.eips = eips
-        blk.insns = insns
-        blk.end_eip = eip
-        # register the code bytes for self-modifying-code detection
-        for p in pages:
-            page = p >> 12
-            bus.code[page] = 1
-            self.page_blocks.setdefault(page, []).append(blk)
-            cb = self.code_bytes.get(page)
-            if cb is None:
-                cb = self.code_bytes[page] = bytearray(4096)
-            cb[p & 0xFFF] = 1
-        blk.pend = pages
-        self.blocks[key] = blk
-        return blk
-
-    def _code_written(self, addr: int, size: int) -> None:
-        page = addr >> 12
-        cb = self.code_bytes.get(page)
-        if cb is None:
-            return
-        off = addr & 0xFFF
-        if not any(cb[off: off + size]):
-            return
-        blocks = self.page_blocks.pop(page, [])
-        self.bus.code[page] = 0
-        del self.code_bytes[page]
-        for blk in blocks:
-            if self.blocks.get(blk.key) is blk:
-                del self.blocks[blk.key]
-            blk.ops[:] = [_stop_op] * len(blk.ops)
-            for p in blk.pend:
-                other = p >> 12
-                if other != page and other in self.page_blocks:
-                    lst = self.page_blocks[other]
-                    if blk in lst:
-                        lst.remove(blk)
-
     def set_intr(self, level: bool) -> None:
         """The INTR line (driven by the interrupt controller)."""
         self.intr = level
         if level:
-            self.attn = True
-            if self.cur_block is not None:
-                self.request_exit()
+            self.request_exit()
 
     def raise_nmi(self) -> None:
         self.nmi_pending = True
-        self.attn = True
-        if self.cur_block is not None:
-            self.request_exit()
+        self.request_exit()
 
     def request_stop(self) -> None:
-        """Ask run() to return "stop" at the next instruction boundary (host side)."""
+        """Ask run() to return "stop" at the next instruction boundary.  Safe to call from
+        another thread (it only sets flags and swaps the running block's operations, each a
+        single step under the interpreter lock; ``_block_raised`` and the slow path undo the
+        swap whatever the interleaving)."""
         self.stop_requested = True
-        self.attn = True
-        if self.cur_block is not None:
-            self.request_exit()
+        self.request_exit()
 
     def request_exit(self) -> None:
-        """Stop the running block at the next instruction boundary (a device raised an
-        interrupt line from inside an instruction, or the host wants control)."""
+        """Stop the running block before its next instruction (see ``aero.cpu.blocks``) and
+        have the run loop look at the world again."""
+        self.attn = True
+        self.exit_req = True
         blk = self.cur_block
         if blk is not None:
-            blk.ops[:] = [_stop_op] * len(blk.ops)
+            blk.exit()
+            self._patched = blk
+
+    def pull_target(self, stop: int) -> None:
+        """End the current run() at instruction count ``stop`` if that is earlier (a device
+        scheduled an event from inside an instruction; ``Clock.schedule``)."""
+        if stop < self.target:
+            self.target = stop
+            blk = self.cur_block
+            if blk is not None and self.icount + len(blk) > stop:
+                self.request_exit()
+
+    # ------------------------------------------------------------------------------------------
+    # Execution points (hooks compiled into blocks) and the guest's debug registers
+    # ------------------------------------------------------------------------------------------
+    def add_exec_point(self, pt) -> None:
+        """Install an ``aero.cpu.hookpoints.ExecPoint``; the blocks it concerns are decoded
+        again with it compiled in."""
+        self.exec_points.add(pt)
+        self._points_changed(pt)
+
+    def remove_exec_point(self, pt) -> None:
+        if self.exec_points.remove(pt):
+            self._points_changed(pt)
+
+    def _points_changed(self, pt) -> None:
+        if pt.everywhere:
+            self.cache.flush()
+        elif pt.physical:
+            self.cache.invalidate_physical(pt.lo, pt.hi)
+        else:
+            self.cache.invalidate_linear(pt.lo, pt.hi)
+
+    def dr_changed(self) -> None:
+        """DR0-DR3 or DR7 changed (MOV DRn, a task switch, the debugger): reinstall the guest's
+        breakpoints (``aero.cpu.debugregs``)."""
+        self.dbg.update()
 
     # ------------------------------------------------------------------------------------------
     # The run loop
     # ------------------------------------------------------------------------------------------
     def run(self, budget: int) -> str:
         """Execute until ``budget`` instructions have retired.  Returns why it stopped:
-        "budget", "halt" (HLT with nothing to wake it), "shutdown" (triple fault), "stop".
+        "budget"; "halt" (HLT with nothing to wake it); "shutdown" (triple fault); "stop"
+        (``request_stop``); "hook" (a hook asked to stop: ``stopped_by``).
 
         After a block whose last instruction can change interrupt deliverability, the mode, CS
-        or EFLAGS.TF (``blk.check``), after an exception, and whenever ``attn`` is set by the
-        outside world (an interrupt line raised, a stop requested), the slow checks run;
-        otherwise the loop goes straight from block to block."""
-        self.target = self.icount + budget       # a device may pull it in (Clock.schedule)
-        blocks = self.blocks
+        or EFLAGS.TF (``blk.check``), after an exception, and whenever ``attn`` is set (an
+        interrupt line raised, a stop requested), the slow checks run (``_between``); otherwise
+        the loop goes straight from block to block.  While EFLAGS.TF or RF is set, after an
+        interrupt shadow, and for the first instruction of a run resumed at a hook that stopped
+        before it, instructions run one at a time (``_single``), from the same blocks."""
+        self.target = self.icount + budget       # a device may pull it in (pull_target)
+        jump = self.cache.jump
+        lookup = self.cache.lookup
         mmu = self.mmu
-        self.stop_requested = False
         check = True
         cs_key = 0
+        if self._resume_at is not None:
+            if self._resume_at == (self.icount, self.base[CS], self.eip):
+                self.hook_skip = True
+            self._resume_at = None
         while True:
             icount = self.icount
             remaining = self.target - icount
             if remaining <= 0:
+                self.hook_skip = False
                 return "budget"
             if check or self.attn:
-                self.attn = False
-                if self.stop_requested:
-                    return "stop"
-                if self.shadow:                   # one instruction with interrupts inhibited
-                    self.shadow = False
-                    if self._step_one(remaining):
-                        return "shutdown"
-                    continue
-                if self.intr and self.flags & F.IF or self.nmi_pending:
-                    if self._take_interrupt():
-                        return "shutdown"
-                if self.halted:
-                    return "halt"
-                if self.dr[7] & 0xFF or self.dbg_bps:
-                    self._update_breakpoints()
-                if self.flags & F.TF or self.dbg_bps:
-                    if self._step_one(remaining, trap=True):
-                        return "shutdown"
-                    continue
-                code32 = self.attr[CS] & A_DB and not self.flags & F.VM
+                why = self._between()
+                if why is not None:
+                    return why
+                f = self.flags
+                code32 = self.attr[CS] & A_DB and not f & F.VM
                 cs_key = (self.base[CS] << 33) | (1 if code32 else 0)
                 if self.ac_on or self.cr0 & CR0_AM:
                     self._update_alignment_check()
+                if self.shadow or f & (F.TF | F.RF) or self.hook_skip:
+                    if self._single(cs_key):
+                        return "shutdown"
+                    continue
                 check = False
-            eip = self.eip
-            key = cs_key | (eip << 1)
-            blk = blocks.get(key)
-            if blk is None or (blk.gen != mmu.gen and mmu.paging):
+            key = cs_key | (self.eip << 1)
+            blk = jump.get(key)
+            if blk is None or blk.gen != mmu.gen:
                 try:
-                    if blk is None:
-                        blk = self._compile_block(key)
-                    elif mmu.translate_fetch((self.base[CS] + eip) & 0xFFFFFFFF) != blk.phys:
-                        del blocks[key]
-                        blk = self._compile_block(key)
-                    else:
-                        blk.gen = mmu.gen
-                except CPUFault as e:
+                    blk = lookup(key, blk)
+                except CPUFault as e:             # the first instruction cannot be fetched
                     self.icount = icount + 1
                     check = True
                     if self._deliver_fault(e):
                         return "shutdown"
                     continue
-            ops = blk.ops
-            if len(ops) > remaining:
-                check = True
-                if self._run_partial(blk, remaining):
-                    return "shutdown"
-                continue
-            if blk.rep:
-                self.rep_budget = remaining - len(ops) + 1
-                self.rep_done = 0
             self.cur_block = blk
-            n = 0
             try:
-                for f in ops:
-                    f()
-                    n += 1
-            except CPUFault as e:
+                n = blk.execute(self, remaining)
+            except BaseException as e:
                 self.cur_block = None
-                self.eip = blk.eips[n]
-                # the fault counts one; REP iterations completed before it count too
-                self.icount = icount + n + 1 + (self.rep_done if blk.rep else 0)
                 check = True
-                if self._deliver_fault(e):
+                if self._block_raised(blk, e, icount):
                     return "shutdown"
                 continue
-            except BlockExit:
-                self.cur_block = None
-                self.eip = blk.eips[n]
-                self.icount = icount + n
-                check = True
-                if blk.ops is not blk.orig and blocks.get(blk.key) is blk:
-                    blk.ops[:] = blk.orig
-                continue
-            except (TripleFault, EmulatorError, KeyboardInterrupt):
-                self.cur_block = None
-                self.eip = blk.eips[n]
-                self.icount = icount + n
-                raise
-            except Exception as e:
-                self.cur_block = None
-                self.eip = blk.eips[n]
-                self.icount = icount + n
-                raise EmulatorError(self.bug_report(e, blk.insns[n])) from e
             self.cur_block = None
-            if blk.rep:
-                n += self.rep_done - 1
-            elif not blk.sets_eip:
-                self.eip = blk.end_eip
             self.icount = icount + n
             check = blk.check
 
-    def _run_partial(self, blk: Block, k: int) -> bool:
-        """Execute the first ``k`` instructions of a block (budget boundary)."""
-        n = 0
-        ops = blk.ops
-        if k == len(ops) and blk.rep:
-            self.rep_budget = 1
-            self.rep_done = 0
-        self.cur_block = blk if k == len(ops) else None
+    def _single(self, cs_key: int) -> bool:
+        """Run one instruction alone (the first of its block): after an interrupt shadow, with
+        TF or RF set, or resuming at a hook.  RF lasts one instruction; with TF set a #DB trap
+        follows (with any data breakpoint hits, DR6.BS).  True on shutdown."""
+        f = self.flags
+        shadow = self.shadow
+        self.shadow = False
+        icount = self.icount
         try:
-            for i in range(k):
-                ops[i]()
-                n += 1
+            blk = self.cache.jump.get(cs_key | (self.eip << 1))
+            if blk is None or blk.gen != self.mmu.gen:
+                blk = self.cache.lookup(cs_key | (self.eip << 1), blk)
         except CPUFault as e:
-            self.cur_block = None
-            self.eip = blk.eips[n]
-            self.icount += n + 1 + (self.rep_done if blk.rep and k == len(ops) else 0)
+            self.hook_skip = False
+            self.icount = icount + 1
             return self._deliver_fault(e)
-        except BlockExit:
+        self.cur_block = blk
+        try:
+            n = blk.execute(self, 1)
+        except BaseException as e:
             self.cur_block = None
-            self.eip = blk.eips[n]
-            self.icount += n
-            if self.blocks.get(blk.key) is blk:
-                blk.ops[:] = blk.orig
-            return False
-        except (TripleFault, EmulatorError, KeyboardInterrupt):
-            self.cur_block = None
-            self.eip = blk.eips[n]
-            self.icount += n
-            raise
-        except Exception as e:
-            self.cur_block = None
-            self.eip = blk.eips[n]
-            self.icount += n
-            raise EmulatorError(self.bug_report(e, blk.insns[n])) from e
+            self.hook_skip = False
+            return self._block_raised(blk, e, icount)
         self.cur_block = None
-        if k < len(ops) or not blk.sets_eip:
-            self.eip = blk.end_eip if k == len(ops) else blk.eips[k]
-        if k == len(ops) and blk.rep:
-            n += self.rep_done - 1
-        self.icount += n
-        return False
-
-    def _update_breakpoints(self) -> None:
-        """DR7 can only change in instructions that end a checked block (MOV DR7, task
-        switches), so the run loop calls this in its slow path."""
-        from .debugregs import breakpoints
-        bps = breakpoints(self.dr[7], self.dr)
-        if bps != self.dbg_bps:
-            self.dbg_bps = bps
-            self.mem_rebind()
-
-    def _step_one(self, remaining: int, trap: bool = False) -> bool:
-        """Execute exactly one instruction (interrupt shadow, TF single-step, guest debug
-        registers)."""
-        eip = self.eip
-        rf = self.flags & F.RF
-        if self.dbg_bps and not rf:
-            from .debugregs import exec_hits
-            hits = exec_hits(self.dbg_bps, (self.base[CS] + eip) & 0xFFFFFFFF)
-            if hits:                                      # instruction breakpoint: a fault
-                self.dr[6] = (self.dr[6] & ~0xF) | hits
-                self.icount += 1
-                return self._deliver_fault(CPUFault(DB))
-        self.dbg_hits = 0
-        try:
-            from .codegen import compile_insn
-            code32 = self.code32
-            emask = 0xFFFFFFFF if code32 else 0xFFFF
-            ins = decode(lambda i: self.bus.read8(self.fetch_phys((eip + i) & emask)), eip, code32)
-            op, ends = compile_insn(self, ins, code32)
-        except CPUFault as e:
-            self.icount += 1
-            return self._deliver_fault(e)
-        self.rep_budget = 1
-        self.rep_done = 0
-        tf = self.flags & F.TF
-        try:
-            op()
-        except CPUFault as e:
-            self.eip = eip
-            self.icount += 1 + (self.rep_done if ends == "rep" else 0)
-            return self._deliver_fault(e)
-        except BlockExit:
-            self.eip = eip
-            return False
-        except (TripleFault, EmulatorError, KeyboardInterrupt):
-            self.eip = eip
-            raise
-        except Exception as e:
-            self.eip = eip
-            raise EmulatorError(self.bug_report(e, ins)) from e
-        if ends not in ("jump", "cond", "rep"):
-            self.eip = (eip + ins.length) & emask
-        self.icount += max(1, self.rep_done) if ends == "rep" else 1
-        if rf and self.flags & F.RF:
-            self.flags &= ~F.RF                           # RF lasts one instruction
-        single = trap and tf and ins.entry.name not in ("INT", "INT3", "INTO", "INT1")
-        hits = self.dbg_hits
-        if single or hits:                                # data breakpoints / TF: a trap
+        self.icount = icount + n
+        self.hook_skip = False
+        if f & F.RF and self.flags & F.RF:
+            self.flags &= ~F.RF
+        if f & F.TF and not shadow and blk.insns[0].entry.name not in _NO_TF_TRAP:
+            self.dr[6] = (self.dr[6] & ~0xF) | self.dbg_hits | 0x4000
             self.dbg_hits = 0
-            self.dr[6] = (self.dr[6] & ~0xF) | hits | (0x4000 if single else 0)
-            return self._deliver_fault(CPUFault(DB))
+            return self._deliver(DB, None, "fault")
         return False
+
+    def _between(self):
+        """The slow checks between blocks; a reason to return from run(), or None."""
+        self.attn = False
+        self.exit_req = False
+        self.rep_break = False
+        if self._patched is not None:
+            self._patched.restore()
+            self._patched = None
+        if self.hook_stop is not None:
+            return self._hook_stopped()
+        if self.stop_requested:
+            self.stop_requested = False
+            return "stop"
+        if self.dbg_hits:                         # data breakpoints: a #DB trap after the access
+            self.dr[6] = (self.dr[6] & ~0xF) | self.dbg_hits
+            self.dbg_hits = 0
+            self.hook_skip = False
+            if self._deliver(DB, None, "fault"):
+                return "shutdown"
+        if self.shadow:
+            return None
+        if self.intr and self.flags & F.IF or self.nmi_pending:
+            self.hook_skip = False
+            if self._take_interrupt():
+                return "shutdown"
+            if self.hook_stop is not None:        # an interrupt hook asked to stop
+                return self._hook_stopped()
+        if self.halted:
+            return "halt"
+        return None
+
+    def _hook_stopped(self) -> str:
+        """A hook asked to stop: hand it over (``stopped_by``) and remember where a stop
+        before an instruction left the CPU, so that resuming there runs that instruction."""
+        self.stopped_by = self.hook_stop
+        self.hook_stop = None
+        if self.hook_before:
+            self.hook_before = False
+            self._resume_at = (self.icount, self.base[CS], self.eip)
+        return "hook"
+
+    def _block_raised(self, blk, e: BaseException, icount: int) -> bool:
+        """An exception left a block (``aero.cpu.blocks``: ``fault_index``/``fault_retired``
+        say where).  Guest faults are delivered, early exits just stop there, anything else is
+        an emulator bug.  True on shutdown."""
+        idx = self.fault_index
+        self.eip = blk.eips[idx]
+        done = icount + self.fault_retired
+        if isinstance(e, CPUFault):
+            # the faulting instruction counts one; REP iterations completed before it too
+            self.icount = done + 1 + (self.rep_done if blk.rep and idx == len(blk) - 1 else 0)
+            self.dbg_hits = 0                 # it did not complete: no data breakpoint trap
+            return self._deliver_fault(e)
+        self.icount = done
+        if isinstance(e, BlockExit):
+            blk.restore()
+            return False
+        if isinstance(e, (EmulatorError, KeyboardInterrupt)):
+            raise e
+        raise EmulatorError(self.bug_report(e, blk.insns[idx])) from e
 
     # ------------------------------------------------------------------------------------------
     # Interrupts and exceptions
@@ -799,6 +681,8 @@ class CPU:
 
     def _shutdown(self) -> bool:
         self.halted = True
+        if self.on_interrupt is not None:
+            self.on_interrupt(None, None, "shutdown", self.eip)
         if self.on_shutdown:
             self.on_shutdown()
         return True
@@ -807,11 +691,12 @@ class CPU:
         """Transfer control to the handler for ``vector``.  ``kind`` is "hw" (external),
         "fault" (exception; return to the faulting instruction, i.e. ``return_eip``),
         "soft" (INT n / INT3 / INTO: ``return_eip`` is the next instruction)."""
+        if self.on_interrupt is not None:
+            self.on_interrupt(vector, code, kind, self.eip)
         self.halted = False
         if not self.cr0 & CR0_PE:
             self._interrupt_real(vector, return_eip)
         else:
-            from .interrupts import interrupt_protected
             interrupt_protected(self, vector, code, kind, return_eip)
 
     def _interrupt_real(self, vector: int, return_eip: int) -> None:
@@ -853,15 +738,39 @@ class CPU:
                 raise
         if (old ^ v) & CR0_PE:
             self.mode_changed()
+        elif (old ^ v) & CR0_PG and self.on_mode is not None:
+            self._report_mode()
+
+    def write_cr3(self, v: int) -> None:
+        """Load CR3 (MOV CR3, a task switch).  Atomic: if the PAE PDPTEs it points at are
+        invalid, CR3 keeps its old value and the #GP propagates."""
+        old = self.cr3
+        self.cr3 = v & 0xFFFFFFFF
+        try:
+            self.mmu.cr3_written()
+        except CPUFault:
+            self.cr3 = old
+            raise
+        if self.on_cr3 is not None:
+            self.on_cr3(old, self.cr3)
+
+    def write_cr4(self, v: int) -> None:
+        old = self.cr4
+        self.cr4 = v & 0xFFFFFFFF
+        try:
+            self.mmu.control_changed(old_cr4=old)
+        except CPUFault:
+            self.cr4 = old
+            self.mmu.control_changed(old_cr4=v)
+            raise
 
     def now(self) -> int:
         """Virtual time in ticks (retired instructions + idle time), exact while an instruction
-        executes: instructions that read time or do I/O end their block, so they are the
-        running block's last instruction."""
+        executes: the running block knows which of its instructions is running."""
         t = self.icount + self.idle_time
         blk = self.cur_block
         if blk is not None:
-            t += len(blk.ops) - 1
+            t += blk.position()
         return t
 
     def tsc(self) -> int:
@@ -872,7 +781,6 @@ class CPU:
     # Inspection
     # ------------------------------------------------------------------------------------------
     def bug_report(self, exc: BaseException, ins=None) -> str:
-        from .disasm import disasm
         lines = [f"Aero internal error: {type(exc).__name__}: {exc}",
                  f"  at icount={self.icount} {self.sel[CS]:04x}:{self.eip:08x} mode={self.mode}"]
         if ins is not None:

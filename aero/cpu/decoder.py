@@ -9,7 +9,7 @@ only for bytes the instruction really has).  An instruction longer than 15 bytes
 from __future__ import annotations
 
 from . import table as T
-from .faults import CPUFault, GP
+from ..faults import CPUFault, GP
 
 MAX_LEN = 15
 

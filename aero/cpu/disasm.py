@@ -297,7 +297,7 @@ def disasm_bytes(code: bytes, eip: int = 0, code32: bool = True) -> tuple[int, s
     """Decode and disassemble the first instruction of ``code``: (length, text).  Bytes that do
     not form an instruction (too long, or cut short) read ``(bad)`` with length 0."""
     from .decoder import decode
-    from .faults import CPUFault
+    from ..faults import CPUFault
 
     def fetch(i):
         return code[i]

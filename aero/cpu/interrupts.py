@@ -17,8 +17,9 @@ until IRET is not modelled.
 
 from __future__ import annotations
 
-from .faults import CPUFault, GP, NP, SS, HAS_ERROR_CODE
+from ..faults import CPUFault, GP, NP, SS, HAS_ERROR_CODE
 from . import flags as F
+from .tasks import switch_via_int_gate, task_return
 from .segmentation import (CS, SS_, ES, DS, FSEG, GSEG, A_S, A_CODE, A_DC, A_P, A_ACCESSED,
                            d_attr, d_base, d_limit, read_desc, load_cs, load_ss_desc, set_null,
                            push_frame, tss_stack, check_inner_ss, check_return_cs, check_outer_ss,
@@ -51,7 +52,6 @@ def interrupt_protected(cpu, vector: int, code, kind: str, ret_eip: int) -> None
     errc = (code or 0) if push_code else None
 
     if t == 5:                                            # task gate
-        from .tasks import switch_via_int_gate
         switch_via_int_gate(cpu, lo >> 16, ret_eip, ext, errc)
         return
 
@@ -190,7 +190,6 @@ def iret(cpu, osz: int, next_eip: int) -> None:
         cpu.write_flags(nf, mask)
         return
     if fl & F.NT:
-        from .tasks import task_return
         task_return(cpu, next_eip)
         return
     eip = cpu.stack_read(0, osz)

@@ -70,16 +70,14 @@ def set_reg(cpu: CPU, name: str, value: int) -> None:
     elif n == "cr0":
         cpu.write_cr0(value)
     elif n == "cr3":
-        cpu.cr3 = value & 0xFFFFFFFF
-        cpu.mmu.cr3_written()
+        cpu.write_cr3(value)
     elif n == "cr4":
-        old = cpu.cr4
-        cpu.cr4 = value & 0xFFFFFFFF
-        cpu.mmu.control_changed(old_cr4=old)
+        cpu.write_cr4(value)
     elif n == "cr2":
         cpu.cr2 = value & 0xFFFFFFFF
     elif n.startswith("dr") and n[2:].isdigit() and int(n[2:]) < 8:
         cpu.dr[int(n[2:])] = value & 0xFFFFFFFF
+        cpu.dr_changed()
     else:
         raise KeyError(f"unknown or read-only register {name!r}")
 
@@ -135,9 +133,10 @@ def set_state(cpu: CPU, st: dict) -> None:
     cpu.sysenter[:] = st["sysenter"]
     cpu.msr = {k: v for k, v in st["msr"]}
     cpu.nmi_pending = st["nmi_pending"]
-    cpu.flush_blocks()
+    cpu.cache.flush()
     cpu.mode_changed()
     cpu.mmu.set_state(st["mmu"])
+    cpu.dr_changed()
 
 
 def state_hash(cpu: CPU, include_ram: bool = True) -> str:

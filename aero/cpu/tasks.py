@@ -17,7 +17,7 @@ Not implemented (documented gap): the T bit of the TSS (debug trap on entry to t
 
 from __future__ import annotations
 
-from .faults import CPUFault, GP, NP, SS, TS
+from ..faults import CPUFault, GP, NP, SS, TS
 from . import flags as F
 from .segmentation import (CS, SS_, DS, ES, FSEG, GSEG, A_S, A_CODE, A_DC, A_P, A_ACCESSED,
                            d_attr, d_base, d_limit, read_desc, set_accessed, cs_attr,
@@ -182,8 +182,7 @@ def task_switch(cpu, sel: int, addr: int, lo: int, hi: int, source: str, next_ei
     cpu.tr = [sel & 0xFFFF, nbase, nlimit, a | 2]
     cpu.cr0 |= CR0_TS
     if n_cr3 is not None and cpu.cr0 & 0x80000000:
-        cpu.cr3 = n_cr3
-        mmu.cr3_written()
+        cpu.write_cr3(n_cr3)
     cpu.lf = None
     if new32:
         cpu.flags = (n_fl & F.WRITABLE) | F.FIXED1

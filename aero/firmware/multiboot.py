@@ -516,7 +516,7 @@ def apply(cpu, bus, plan) -> None:
     writes, st = (plan.writes, plan.state) if isinstance(plan, MultibootPlan) else plan
     for addr, data in writes:
         bus.write_bytes(addr, data)
-    cpu.flush_blocks()
+    cpu.cache.flush()
     if st.get("a20", True):
         bus.set_a20(True)
     from ..cpu.cpu import REG32

@@ -4,8 +4,21 @@ Physical space is described per 4 KiB page by ``kind``: RAM (read/write bytes in
 (bytes in ``ram`` too, writes ignored), MMIO (dispatched to a device) or unmapped (reads 0xFF,
 writes dropped).  Only RAM and ROM pages take the fast path.
 
-Pages holding translated code are flagged in ``code``; a write to such a page calls
-``on_code_write(addr, size)`` (the CPU invalidates its blocks there).
+Page flags (as v86 keeps them): ``rslow[page]`` and ``wslow[page]`` are zero for a page that
+reads (writes) as plain RAM, the fast path; any bit sends the access through ``_slow_read`` /
+``_slow_write``, which deal with every reason at once:
+
+* ``SLOW_KIND``  the page is not plain RAM for this direction (ROM for writes, MMIO, unmapped,
+  ROM above RAM for reads);
+* ``SLOW_CODE``  the page holds translated code: a write calls ``on_code_write(addr, size)``
+  (the CPU invalidates its blocks there) -- self-modifying code costs nothing elsewhere;
+* ``SLOW_WATCH`` a watchpoint covers part of the page: accesses call
+  ``on_watch(addr, size, old, new, write)`` after they complete (``aero.mem.watch``);
+* ``SLOW_TRACK`` dirty tracking is armed (``track_dirty``): the first write to the page records
+  it in ``dirty`` and clears the bit, so tracking costs one slow write per page per snapshot.
+
+Code that changes RAM without the accessors (bulk REP moves, DMA, loaders) calls
+``note_ram_write(addr, n)`` so that dirty tracking and self-modifying-code detection see it.
 
 Shadowing (the i440FX PAM registers, ``aero.devices.i440fx``): pages declared with
 ``add_shadow`` have two backings, the DRAM behind them and a "ROM side" (the BIOS image or other
@@ -25,6 +38,10 @@ import struct
 RAM, ROM, MMIO, UNMAPPED = 0, 1, 2, 3
 PAGE = 4096
 NPAGES = 1 << 20
+
+# page flag bits (rslow / wslow)
+SLOW_KIND, SLOW_CODE, SLOW_WATCH, SLOW_TRACK = 1, 2, 4, 8
+_ARM_TRACK = bytes(v | SLOW_TRACK for v in range(256))
 
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
@@ -63,14 +80,20 @@ class Bus:
             raise ValueError("RAM size must be a multiple of 4 KiB")
         self.ram_size = ram_size
         self.ram = bytearray(ram_size)
+        self.ram_pages = ram_size // PAGE
         self.kind = bytearray([UNMAPPED]) * NPAGES
-        self.kind[: ram_size // PAGE] = bytes(ram_size // PAGE)          # RAM
-        self.code = bytearray(NPAGES)
+        self.kind[: self.ram_pages] = bytes(self.ram_pages)          # RAM
+        self.rslow = bytearray([SLOW_KIND]) * NPAGES
+        self.rslow[: self.ram_pages] = bytes(self.ram_pages)
+        self.wslow = bytearray(self.rslow)
         self.mmio: dict[int, MMIOHandler] = {}     # page -> handler
         self.rom_pages: dict[int, memoryview] = {}  # pages outside RAM holding ROM bytes
         self.a20_mask = 0xFFFFFFFF
         self.on_code_write = None
         self.on_a20_change = None
+        self.on_watch = None
+        self.dirty: set[int] = set()               # pages written since track_dirty()
+        self.tracking = False
         # PAM shadowing (see the module docstring): page -> mode (bit 0 read RAM, bit 1 write
         # RAM), page -> ROM-side bytes (None: nothing decodes there, reads all ones), page -> the
         # DRAM bytes while the page reads from its ROM side.
@@ -89,10 +112,24 @@ class Bus:
     def a20(self) -> bool:
         return self.a20_mask == 0xFFFFFFFF
 
+    def _set_kind(self, p: int, kind: int) -> None:
+        """Set page ``p``'s kind and the SLOW_KIND bits that follow from it."""
+        self.kind[p] = kind
+        fast_read = kind == RAM or (kind == ROM and p < self.ram_pages)
+        self.rslow[p] = (self.rslow[p] & ~SLOW_KIND) | (0 if fast_read else SLOW_KIND)
+        self.wslow[p] = (self.wslow[p] & ~SLOW_KIND) | (0 if kind == RAM else SLOW_KIND)
+
     def map_mmio(self, base: int, size: int, handler: MMIOHandler) -> None:
         for p in range(base // PAGE, (base + size + PAGE - 1) // PAGE):
-            self.kind[p] = MMIO
+            self._set_kind(p, MMIO)
             self.mmio[p] = handler
+
+    def unmap_mmio(self, base: int, size: int, handler: MMIOHandler) -> None:
+        """Make the pages ``handler`` claims in the range unmapped again (a BAR moved)."""
+        for p in range(base // PAGE, (base + size + PAGE - 1) // PAGE):
+            if self.mmio.get(p) is handler:
+                del self.mmio[p]
+                self._set_kind(p, UNMAPPED)
 
     def map_rom(self, base: int, data: bytes) -> None:
         """Map read-only bytes at ``base`` (page aligned).  Inside RAM the bytes are copied into
@@ -106,13 +143,14 @@ class Bus:
                 continue
             if (p + 1) * PAGE <= self.ram_size:
                 self.ram[p * PAGE: (p + 1) * PAGE] = chunk
+                self.note_ram_write(p * PAGE, PAGE)
             else:
                 self.rom_pages[p] = memoryview(bytearray(chunk))
-            self.kind[p] = ROM
+            self._set_kind(p, ROM)
 
     def set_kind(self, base: int, size: int, kind: int) -> None:
         for p in range(base // PAGE, (base + size + PAGE - 1) // PAGE):
-            self.kind[p] = kind
+            self._set_kind(p, kind)
 
     def unmap(self, base: int, size: int) -> None:
         """Make pages unmapped again (a BAR moved away): drops their MMIO handler and any ROM
@@ -120,9 +158,9 @@ class Bus:
         for p in range(base // PAGE, (base + size + PAGE - 1) // PAGE):
             if p in self.shadow_mode:
                 raise ValueError(f"page {p * PAGE:#x} is under PAM control")
-            self.kind[p] = UNMAPPED
             self.mmio.pop(p, None)
             self.rom_pages.pop(p, None)
+            self._set_kind(p, UNMAPPED)
 
     # -- PAM shadowing --------------------------------------------------------------------------
     def add_shadow(self, base: int, size: int) -> None:
@@ -145,10 +183,10 @@ class Bus:
                 self.shadow_hidden[p] = bytearray(self.ram[a: a + PAGE]) if k == RAM \
                     else bytearray(PAGE)
                 self.ram[a: a + PAGE] = b"\xff" * PAGE
+                self.note_ram_write(a, PAGE)
             self.mmio.pop(p, None)
             self.shadow_mode[p] = 0
             self._shadow_kind(p)
-            self._shadow_changed(p)
 
     def set_shadow_rom(self, base: int, data: bytes | None, size: int | None = None) -> None:
         """Set the ROM side of shadow pages (``data`` None: nothing there, reads all ones)."""
@@ -167,7 +205,7 @@ class Bus:
         if not self.shadow_mode[p] & 1:               # reads come from the ROM side now
             a = p * PAGE
             self.ram[a: a + PAGE] = chunk if chunk is not None else b"\xff" * PAGE
-            self._shadow_changed(p)
+            self.note_ram_write(a, PAGE)
         self._shadow_kind(p)
 
     def set_shadow(self, base: int, size: int, read_ram: bool, write_ram: bool) -> None:
@@ -188,28 +226,24 @@ class Bus:
                     self.shadow_hidden[p] = bytearray(self.ram[a: a + PAGE])
                     rom = self.shadow_rom.get(p)
                     self.ram[a: a + PAGE] = rom if rom is not None else b"\xff" * PAGE
-                self._shadow_changed(p)
+                self.note_ram_write(a, PAGE)
             self.shadow_mode[p] = mode
             self._shadow_kind(p)
 
     def _shadow_kind(self, p: int) -> None:
         mode = self.shadow_mode[p]
         if mode == 2:
-            self.kind[p] = MMIO
+            self._set_kind(p, MMIO)
             self.mmio[p] = self._shadow_wo
             return
         if self.mmio.get(p) is self._shadow_wo:
             del self.mmio[p]
         if mode == 3:
-            self.kind[p] = RAM
+            self._set_kind(p, RAM)
         elif mode == 1 or self.shadow_rom.get(p) is not None:
-            self.kind[p] = ROM
+            self._set_kind(p, ROM)
         else:
-            self.kind[p] = UNMAPPED
-
-    def _shadow_changed(self, p: int) -> None:
-        if self.code[p] and self.on_code_write is not None:
-            self.on_code_write(p * PAGE, PAGE)
+            self._set_kind(p, UNMAPPED)
 
     def shadow_dram(self, base: int, size: int) -> bytes:
         """The DRAM bytes behind [base, base+size), whatever the read source is."""
@@ -245,51 +279,99 @@ class Bus:
                 self.shadow_hidden[p] = bytearray(PAGE)
             self._shadow_kind(p)
 
+    # -- page flags ----------------------------------------------------------------------------
+    def set_code(self, p: int, on: bool) -> None:
+        """Mark page ``p`` as holding translated code (writes call ``on_code_write``)."""
+        self.wslow[p] = (self.wslow[p] | SLOW_CODE) if on else (self.wslow[p] & ~SLOW_CODE)
+
+    def set_watch(self, p: int, read: bool, write: bool) -> None:
+        """Send reads and/or writes of page ``p`` through ``on_watch`` (``aero.mem.watch``)."""
+        self.rslow[p] = (self.rslow[p] | SLOW_WATCH) if read else (self.rslow[p] & ~SLOW_WATCH)
+        self.wslow[p] = (self.wslow[p] | SLOW_WATCH) if write else (self.wslow[p] & ~SLOW_WATCH)
+
+    def track_dirty(self) -> None:
+        """Start a new dirty-tracking interval: forget what was written so far, and record every
+        RAM page written from now on in ``dirty``."""
+        n = self.ram_pages
+        self.wslow[:n] = self.wslow[:n].translate(_ARM_TRACK)
+        self.dirty = set()
+        self.tracking = True
+
+    def note_ram_write(self, a: int, n: int) -> None:
+        """RAM bytes [a, a+n) were changed without the accessors (bulk moves, DMA, loaders):
+        record them for dirty tracking and tell the self-modifying-code detector, page by page."""
+        end = min(a + n, self.ram_size)
+        wslow = self.wslow
+        while a < end:
+            p = a >> 12
+            nxt = min(end, (p + 1) * PAGE)
+            f = wslow[p]
+            if f & SLOW_TRACK:
+                self.dirty.add(p)
+                wslow[p] = f & ~SLOW_TRACK
+            if f & SLOW_CODE and self.on_code_write is not None:
+                self.on_code_write(a, nxt - a)
+            a = nxt
+
+    def plain_ram(self, lo: int, end: int, write: bool) -> bool:
+        """Whether [lo, end) is RAM (ROM too for reading) that bulk copies may touch directly:
+        no MMIO, nothing unmapped, no watchpoint.  A bulk write must then call
+        ``note_ram_write``."""
+        if end > self.ram_size:
+            return False
+        flags = self.wslow if write else self.rslow
+        mask = SLOW_KIND | SLOW_WATCH
+        for p in range(lo >> 12, ((end - 1) >> 12) + 1):
+            if flags[p] & mask:
+                return False
+        return True
+
     # -- access -------------------------------------------------------------------------------
     def read8(self, a: int) -> int:
-        k = self.kind[a >> 12]
-        if k == RAM or (k == ROM and a < self.ram_size):
+        if not self.rslow[a >> 12]:
             return self.ram[a]
         return self._slow_read(a, 1)
 
     def read16(self, a: int) -> int:
-        k = self.kind[a >> 12]
-        if (k == RAM or k == ROM) and a & 0xFFF != 0xFFF and a + 2 <= self.ram_size:
+        if not self.rslow[a >> 12] and a & 0xFFF != 0xFFF:
             return _U16.unpack_from(self.ram, a)[0]
         return self._slow_read(a, 2)
 
     def read32(self, a: int) -> int:
-        k = self.kind[a >> 12]
-        if (k == RAM or k == ROM) and a & 0xFFF <= 0xFFC and a + 4 <= self.ram_size:
+        if not self.rslow[a >> 12] and a & 0xFFF <= 0xFFC:
             return _U32.unpack_from(self.ram, a)[0]
         return self._slow_read(a, 4)
 
     def write8(self, a: int, v: int) -> None:
-        p = a >> 12
-        if self.kind[p] == RAM:
+        if not self.wslow[a >> 12]:
             self.ram[a] = v
-            if self.code[p]:
-                self.on_code_write(a, 1)
         else:
             self._slow_write(a, 1, v)
 
     def write16(self, a: int, v: int) -> None:
-        p = a >> 12
-        if self.kind[p] == RAM and a & 0xFFF != 0xFFF:
+        if not self.wslow[a >> 12] and a & 0xFFF != 0xFFF:
             _U16.pack_into(self.ram, a, v)
-            if self.code[p]:
-                self.on_code_write(a, 2)
         else:
             self._slow_write(a, 2, v)
 
     def write32(self, a: int, v: int) -> None:
-        p = a >> 12
-        if self.kind[p] == RAM and a & 0xFFF <= 0xFFC:
+        if not self.wslow[a >> 12] and a & 0xFFF <= 0xFFC:
             _U32.pack_into(self.ram, a, v)
-            if self.code[p]:
-                self.on_code_write(a, 4)
         else:
             self._slow_write(a, 4, v)
+
+    def peek8(self, a: int) -> int:
+        """A byte as a read sees it, without telling watches (instruction fetch)."""
+        if not self.rslow[a >> 12]:
+            return self.ram[a]
+        k = self.kind[a >> 12]
+        if k == RAM or (k == ROM and a < self.ram_size):
+            return self.ram[a]
+        if k == ROM:
+            return self.rom_pages[a >> 12][a & 0xFFF]
+        if k == MMIO:
+            return self.mmio[a >> 12].mmio_read(a, 1)
+        return 0xFF
 
     def _slow_read(self, a: int, size: int) -> int:
         p = a >> 12
@@ -300,16 +382,21 @@ class Bus:
             return v
         k = self.kind[p]
         if k == MMIO:
-            return self.mmio[p].mmio_read(a, size)
-        if k == ROM:
+            v = self.mmio[p].mmio_read(a, size)
+        elif k == ROM:
             mv = self.rom_pages.get(p)
             if mv is not None:
                 off = a & 0xFFF
-                return int.from_bytes(mv[off: off + size], "little")
-            return int.from_bytes(self.ram[a: a + size], "little")
-        if k == RAM:
-            return int.from_bytes(self.ram[a: a + size], "little")
-        return (1 << (8 * size)) - 1                  # unmapped: all ones
+                v = int.from_bytes(mv[off: off + size], "little")
+            else:
+                v = int.from_bytes(self.ram[a: a + size], "little")
+        elif k == RAM:
+            v = int.from_bytes(self.ram[a: a + size], "little")
+        else:
+            v = (1 << (8 * size)) - 1                 # unmapped: all ones
+        if self.rslow[p] & SLOW_WATCH:
+            self.on_watch(a, size, v, v, False)
+        return v
 
     def _slow_write(self, a: int, size: int, v: int) -> None:
         p = a >> 12
@@ -317,37 +404,50 @@ class Bus:
             for i in range(size):
                 self.write8((a + i) & 0xFFFFFFFF, (v >> (8 * i)) & 0xFF)
             return
+        f = self.wslow[p]
         k = self.kind[p]
-        if k == MMIO:
-            self.mmio[p].mmio_write(a, size, v)
-        elif k == RAM:
+        old = None
+        if k == RAM:
+            if f & SLOW_WATCH:
+                old = int.from_bytes(self.ram[a: a + size], "little")
             self.ram[a: a + size] = v.to_bytes(size, "little")
-            if self.code[p]:
+            if f & SLOW_TRACK:
+                self.dirty.add(p)
+                self.wslow[p] = f & ~SLOW_TRACK
+            if f & SLOW_CODE:
                 self.on_code_write(a, size)
+        elif k == MMIO:
+            self.mmio[p].mmio_write(a, size, v)
         # ROM and unmapped: writes are dropped
+        if f & SLOW_WATCH:
+            self.on_watch(a, size, old, v, True)
 
     def read_bytes(self, a: int, n: int) -> bytes:
-        if self.kind[a >> 12] in (RAM, ROM) and a + n <= self.ram_size and \
-                all(self.kind[p] in (RAM, ROM) for p in range(a >> 12, (a + n - 1 >> 12) + 1)):
+        if n and self.plain_ram(a, a + n, False):
             return bytes(self.ram[a: a + n])
         return bytes(self.read8((a + i) & 0xFFFFFFFF) for i in range(n))
 
     def write_bytes(self, a: int, data: bytes) -> None:
         n = len(data)
-        if n and a + n <= self.ram_size:
-            pages = range(a >> 12, ((a + n - 1) >> 12) + 1)
-            if all(self.kind[p] == RAM and not self.code[p] for p in pages):
-                self.ram[a: a + n] = data              # plain RAM without code: one copy
-                return
+        if n and self.plain_ram(a, a + n, True):
+            self.ram[a: a + n] = data                  # plain RAM: one copy
+            self.note_ram_write(a, n)
+            return
         for i, b in enumerate(data):
             self.write8((a + i) & 0xFFFFFFFF, b)
 
     def load(self, a: int, data: bytes) -> None:
         """Place bytes in RAM or ROM regardless of write protection (loaders, tests)."""
-        for i, b in enumerate(data):
+        n = len(data)
+        inside = max(0, min(n, self.ram_size - a))
+        if inside:
+            self.ram[a: a + inside] = data[:inside]
+            self.note_ram_write(a, inside)
+        for i in range(inside, n):
             q = a + i
             p = q >> 12
-            if q < self.ram_size:
-                self.ram[q] = b
-            elif p in self.rom_pages:
-                self.rom_pages[p][q & 0xFFF] = b
+            if p in self.rom_pages:
+                self.rom_pages[p][q & 0xFFF] = data[i]
+
+
+CLEAR_BIT = {bit: bytes(v & ~bit for v in range(256)) for bit in (SLOW_CODE, SLOW_WATCH, SLOW_TRACK)}

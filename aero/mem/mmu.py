@@ -15,11 +15,19 @@ The TLB model (deterministic, part of the machine state and its hash):
   that edits a page table without INVLPG keeps using the stale mapping, as on hardware.
 * Capacity: 1024 entries.  Filling the 1025th first removes every non-global entry (and every
   entry if all were global).
+* A change of the A20 gate while paging is on removes every entry: A20 masks bit 20 of the
+  physical addresses paging produces (and of the page-table addresses), as QEMU applies it.
+
+Fast maps: ``rmap``/``wmap`` (linear page -> physical page) are derived from the TLB for the
+current privilege and CR0.WP, and let an access skip the permission check.  Linear pages that a
+watch covers (``nofast_r``/``nofast_w``, see ``aero.mem.watch``) are left out of them, so their
+accesses take the slow path, which reports them.  ``gen`` is bumped whenever a translation may
+have changed (the CPU revalidates its cached code then).
 """
 
 from __future__ import annotations
 
-from ..cpu.faults import CPUFault, PF
+from ..faults import CPUFault, PF
 
 TLB_CAPACITY = 1024
 
@@ -34,14 +42,20 @@ class MMU:
         self.tlb: dict[int, tuple] = {}   # vpn -> (physical page base, permission bits)
         self.gen = 0                      # bumped whenever a translation may have changed
         self._user = False
+        self.nofast_r: set[int] = set()   # linear pages kept out of the fast maps (watched)
+        self.nofast_w: set[int] = set()
+        self.watches = None               # aero.mem.watch.Watches, once created
         self.reset()
 
     def reset(self) -> None:
+        was_paging = getattr(self, "paging", False)
         self.paging = False
         self.pae = False
         self.tlb.clear()
         self.pdpte = [0, 0, 0, 0]
         self._rebuild()
+        if was_paging and self.watches is not None and self.watches.linear:
+            self.watches.refresh()
 
     # ------------------------------------------------------------------------------------------
     # Control register changes
@@ -54,6 +68,7 @@ class MMU:
             flush = True
         if old_cr4 is not None and (old_cr4 ^ cpu.cr4) & (0x80 | 0x20 | 0x10):
             flush = True
+        toggled = paging != self.paging
         self.paging = paging
         self.pae = bool(cpu.cr4 & 0x20)
         if flush:
@@ -61,6 +76,8 @@ class MMU:
         if paging and self.pae and (flush or old_cr0 is not None):
             self._load_pdpte()
         self._rebuild()
+        if toggled and self.watches is not None and self.watches.linear:
+            self.watches.refresh()              # linear watches mark pages differently now
 
     def cr3_written(self) -> None:
         self.tlb = {k: v for k, v in self.tlb.items() if v[1] & T_GLOBAL}
@@ -106,6 +123,20 @@ class MMU:
         else:
             self.rmap, self.wmap = self.r_sup, self.w_sup
 
+    def set_nofast(self, read_pages: set, write_pages: set) -> None:
+        """Keep these linear pages out of the fast maps (``aero.mem.watch``)."""
+        if read_pages != self.nofast_r or write_pages != self.nofast_w:
+            self.nofast_r, self.nofast_w = read_pages, write_pages
+            if self.paging:
+                self._fill_maps()
+
+    def _fill_maps(self) -> None:
+        wp = bool(self.cpu.cr0 & 0x10000)
+        self.r_sup, self.r_user, self.w_sup, self.w_user = {}, {}, {}, {}
+        for vpn, (ppn, bits) in self.tlb.items():
+            self._add_fast(vpn, ppn, bits, wp)
+        self._select_maps()
+
     def _rebuild(self) -> None:
         self.gen += 1
         bus = self.bus
@@ -125,11 +156,7 @@ class MMU:
                 self.rmw8, self.rmw16, self.rmw32 = self.read8, self.read16, self.read32
             self.cpu_rebind()
             return
-        wp = bool(self.cpu.cr0 & 0x10000)
-        self.r_sup, self.r_user, self.w_sup, self.w_user = {}, {}, {}, {}
-        for vpn, (ppn, bits) in self.tlb.items():
-            self._add_fast(vpn, ppn, bits, wp)
-        self._select_maps()
+        self._fill_maps()
         self.read8 = self._pg_read8
         self.read16 = self._pg_read16
         self.read32 = self._pg_read32
@@ -144,14 +171,20 @@ class MMU:
             self.cpu.mem_rebind()
 
     def a20_changed(self) -> None:
-        if not self.paging:
-            self._rebuild()
+        """The A20 gate changed: linear-to-physical mappings change whatever the paging mode
+        (paging on: A20 masks the physical addresses paging produces, so the TLB is flushed)."""
+        if self.paging:
+            self.tlb.clear()
+        self._rebuild()
+        if self.watches is not None and self.watches.linear and not self.paging:
+            self.watches.refresh()
 
     def _add_fast(self, vpn, ppn, bits, wp) -> None:
-        self.r_sup[vpn] = ppn
-        if bits & T_USER:
-            self.r_user[vpn] = ppn
-        if bits & T_DIRTY:
+        if vpn not in self.nofast_r:
+            self.r_sup[vpn] = ppn
+            if bits & T_USER:
+                self.r_user[vpn] = ppn
+        if bits & T_DIRTY and vpn not in self.nofast_w:
             if bits & T_WRITE or not wp:
                 self.w_sup[vpn] = ppn
             if bits & T_WRITE and bits & T_USER:
@@ -189,92 +222,116 @@ class MMU:
             bus.write32(lin & bus.a20_mask, v)
 
     # ------------------------------------------------------------------------------------------
-    # Paging on
+    # Paging on: the fast maps, else the slow path (translation, page-straddling accesses,
+    # watched linear pages)
     # ------------------------------------------------------------------------------------------
     def _pg_read8(self, lin):
         ppn = self.rmap.get(lin >> 12)
         if ppn is None:
-            ppn = self.translate(lin, False, self._user, False) & ~0xFFF
+            return self._pg_slow_read(lin, 1, False)
         return self.bus.read8(ppn | (lin & 0xFFF))
 
     def _pg_read16(self, lin):
-        if lin & 0xFFF == 0xFFF:
-            return self._pg_read8(lin) | self._pg_read8((lin + 1) & 0xFFFFFFFF) << 8
         ppn = self.rmap.get(lin >> 12)
-        if ppn is None:
-            ppn = self.translate(lin, False, self._user, False) & ~0xFFF
+        if ppn is None or lin & 0xFFF == 0xFFF:
+            return self._pg_slow_read(lin, 2, False)
         return self.bus.read16(ppn | (lin & 0xFFF))
 
     def _pg_read32(self, lin):
-        if lin & 0xFFF > 0xFFC:
-            return self._split_read(lin, 4)
         ppn = self.rmap.get(lin >> 12)
-        if ppn is None:
-            ppn = self.translate(lin, False, self._user, False) & ~0xFFF
+        if ppn is None or lin & 0xFFF > 0xFFC:
+            return self._pg_slow_read(lin, 4, False)
         return self.bus.read32(ppn | (lin & 0xFFF))
-
-    def _split_read(self, lin, size):
-        # translate both pages before reading anything (a fault leaves nothing half done); a
-        # fault on the second page reports that page's first byte in CR2
-        first = self.translate(lin, False, self._user, False)
-        self.translate(((lin | 0xFFF) + 1) & 0xFFFFFFFF, False, self._user, False)
-        v = 0
-        for i in range(size):
-            v |= self._pg_read8((lin + i) & 0xFFFFFFFF) << (8 * i)
-        return v
 
     # reads with write intent (the first half of a read-modify-write)
     def _pg_rmw8(self, lin):
         ppn = self.wmap.get(lin >> 12)
         if ppn is None:
-            ppn = self.translate(lin, True, self._user, False) & ~0xFFF
+            return self._pg_slow_read(lin, 1, True)
         return self.bus.read8(ppn | (lin & 0xFFF))
 
     def _pg_rmw16(self, lin):
-        if lin & 0xFFF == 0xFFF:
-            self.probe_write(lin, 2)
-            return self._pg_read16(lin)
         ppn = self.wmap.get(lin >> 12)
-        if ppn is None:
-            ppn = self.translate(lin, True, self._user, False) & ~0xFFF
+        if ppn is None or lin & 0xFFF == 0xFFF:
+            return self._pg_slow_read(lin, 2, True)
         return self.bus.read16(ppn | (lin & 0xFFF))
 
     def _pg_rmw32(self, lin):
-        if lin & 0xFFF > 0xFFC:
-            self.probe_write(lin, 4)
-            return self._pg_read32(lin)
         ppn = self.wmap.get(lin >> 12)
-        if ppn is None:
-            ppn = self.translate(lin, True, self._user, False) & ~0xFFF
+        if ppn is None or lin & 0xFFF > 0xFFC:
+            return self._pg_slow_read(lin, 4, True)
         return self.bus.read32(ppn | (lin & 0xFFF))
 
     def _pg_write8(self, lin, v):
         ppn = self.wmap.get(lin >> 12)
         if ppn is None:
-            ppn = self.translate(lin, True, self._user, False) & ~0xFFF
+            return self._pg_slow_write(lin, 1, v)
         self.bus.write8(ppn | (lin & 0xFFF), v)
 
     def _pg_write16(self, lin, v):
-        if lin & 0xFFF == 0xFFF:
-            return self._split_write(lin, 2, v)
         ppn = self.wmap.get(lin >> 12)
-        if ppn is None:
-            ppn = self.translate(lin, True, self._user, False) & ~0xFFF
+        if ppn is None or lin & 0xFFF == 0xFFF:
+            return self._pg_slow_write(lin, 2, v)
         self.bus.write16(ppn | (lin & 0xFFF), v)
 
     def _pg_write32(self, lin, v):
-        if lin & 0xFFF > 0xFFC:
-            return self._split_write(lin, 4, v)
         ppn = self.wmap.get(lin >> 12)
-        if ppn is None:
-            ppn = self.translate(lin, True, self._user, False) & ~0xFFF
+        if ppn is None or lin & 0xFFF > 0xFFC:
+            return self._pg_slow_write(lin, 4, v)
         self.bus.write32(ppn | (lin & 0xFFF), v)
 
-    def _split_write(self, lin, size, v):
-        self.translate(lin, True, self._user, False)
-        self.translate(((lin | 0xFFF) + 1) & 0xFFFFFFFF, True, self._user, False)
-        for i in range(size):
-            self._pg_write8((lin + i) & 0xFFFFFFFF, (v >> (8 * i)) & 0xFF)
+    def _pg_slow_read(self, lin, size, intent_write):
+        """A read that missed the fast map.  An access straddling two pages translates both
+        before reading anything (a fault leaves nothing half done; a fault on the second page
+        reports that page's first byte in CR2)."""
+        user = self._user
+        if (lin & 0xFFF) + size > 0x1000:
+            first = self.translate(lin, intent_write, user, False)
+            second = self.translate(((lin | 0xFFF) + 1) & 0xFFFFFFFF, intent_write, user, False)
+            n1 = 0x1000 - (lin & 0xFFF)
+            read8 = self.bus.read8
+            v = 0
+            for i in range(size):
+                v |= read8(first + i if i < n1 else second + i - n1) << (8 * i)
+        else:
+            phys = self.translate(lin, intent_write, user, False)
+            bus = self.bus
+            v = bus.read8(phys) if size == 1 else bus.read16(phys) if size == 2 else \
+                bus.read32(phys)
+        if self.nofast_r and self.watches is not None:
+            self.watches.on_linear(lin, size, v, v, False)
+        return v
+
+    def _pg_slow_write(self, lin, size, v):
+        user = self._user
+        bus = self.bus
+        straddle = (lin & 0xFFF) + size > 0x1000
+        first = self.translate(lin, True, user, False)
+        if straddle:
+            second = self.translate(((lin | 0xFFF) + 1) & 0xFFFFFFFF, True, user, False)
+        watched = self.nofast_w and self.watches is not None
+        old = None
+        if watched:
+            old = self._peek(first, size) if not straddle else None
+        if straddle:
+            n1 = 0x1000 - (lin & 0xFFF)
+            for i in range(size):
+                bus.write8(first + i if i < n1 else second + i - n1, (v >> (8 * i)) & 0xFF)
+        elif size == 1:
+            bus.write8(first, v)
+        elif size == 2:
+            bus.write16(first, v)
+        else:
+            bus.write32(first, v)
+        if watched:
+            self.watches.on_linear(lin, size, old, v, True)
+
+    def _peek(self, phys, size):
+        """RAM bytes at a physical address without side effects (None outside RAM)."""
+        bus = self.bus
+        if phys + size <= bus.ram_size and bus.kind[phys >> 12] == 0:
+            return int.from_bytes(bus.ram[phys: phys + size], "little")
+        return None
 
     def probe_write(self, lin: int, size: int) -> None:
         if self.paging:
@@ -322,10 +379,12 @@ class MMU:
             if self._allowed(bits, write, user, fetch, wp) and (not write or bits & T_DIRTY):
                 return ppn | (lin & 0xFFF)
         ppn, bits = self._walk(lin, write, user, fetch, wp)
-        if vpn not in self.tlb and len(self.tlb) >= TLB_CAPACITY:
+        if e is None and len(self.tlb) >= TLB_CAPACITY:
             keep = {k: v for k, v in self.tlb.items() if v[1] & T_GLOBAL}
             self.tlb = keep if len(keep) < TLB_CAPACITY else {}
             self._rebuild()
+        elif e is not None and e[0] != ppn:
+            self.gen += 1           # the page tables changed under a live entry: a new mapping
         self.tlb[vpn] = (ppn, bits)
         self._add_fast(vpn, ppn, bits, wp)
         return ppn | (lin & 0xFFF)
@@ -348,8 +407,13 @@ class MMU:
         raise CPUFault(PF, code)
 
     def _walk(self, lin, write, user, fetch, wp):
+        ppn, bits = self._walk_tables(lin, write, user, fetch, wp)
+        return ppn & self.bus.a20_mask, bits
+
+    def _walk_tables(self, lin, write, user, fetch, wp):
         bus = self.bus
         cpu = self.cpu
+        a20 = bus.a20_mask
         if self.pae:
             nxe = bool(cpu.efer & 0x800)
             # bits 62:36 are reserved (MAXPHYADDR 36); bit 63 too unless EFER.NXE
@@ -357,7 +421,7 @@ class MMU:
             pdpte = self.pdpte[lin >> 30]
             if not pdpte & 1:
                 self._fault(lin, False, write, user, fetch)
-            pde_addr = (pdpte & 0xFFFFFF000) + ((lin >> 21) & 0x1FF) * 8
+            pde_addr = ((pdpte & 0xFFFFFF000) + ((lin >> 21) & 0x1FF) * 8) & a20
             pde = _rd64(bus, pde_addr)
             if not pde & 1:
                 self._fault(lin, False, write, user, fetch)
@@ -372,7 +436,7 @@ class MMU:
                 _set_ad(bus, pde_addr, pde, write)
                 ppn = (pde & 0xFFFE00000) + (lin & 0x1FF000)
                 return ppn & 0xFFFFFFFFF, bits | (T_DIRTY if write or pde & 0x40 else 0)
-            pte_addr = (pde & 0xFFFFFF000) + ((lin >> 12) & 0x1FF) * 8
+            pte_addr = ((pde & 0xFFFFFF000) + ((lin >> 12) & 0x1FF) * 8) & a20
             pte = _rd64(bus, pte_addr)
             if not pte & 1:
                 self._fault(lin, False, write, user, fetch)
@@ -386,7 +450,7 @@ class MMU:
             _set_ad(bus, pte_addr, pte, write)
             return pte & 0xFFFFFF000, bits | (T_DIRTY if write or pte & 0x40 else 0)
         # 32-bit paging
-        pde_addr = (cpu.cr3 & 0xFFFFF000) + ((lin >> 22) << 2)
+        pde_addr = ((cpu.cr3 & 0xFFFFF000) + ((lin >> 22) << 2)) & a20
         pde = bus.read32(pde_addr)
         if not pde & 1:
             self._fault(lin, False, write, user, fetch)
@@ -397,7 +461,7 @@ class MMU:
             self._check(lin, bits, write, user, fetch, wp)
             _set_ad(bus, pde_addr, pde, write)
             return (pde & 0xFFC00000) + (lin & 0x3FF000), bits | (T_DIRTY if write or pde & 0x40 else 0)
-        pte_addr = (pde & 0xFFFFF000) + (((lin >> 12) & 0x3FF) << 2)
+        pte_addr = ((pde & 0xFFFFF000) + (((lin >> 12) & 0x3FF) << 2)) & a20
         pte = bus.read32(pte_addr)
         if not pte & 1:
             self._fault(lin, False, write, user, fetch)
@@ -433,6 +497,8 @@ class MMU:
         self.tlb = {k: (p, b) for k, p, b in st["tlb"]}
         self.pdpte = list(st["pdpte"])
         self._rebuild()
+        if self.watches is not None and self.watches.linear:
+            self.watches.refresh()
 
 
 def _bits(u, w, d, g, nx) -> int:

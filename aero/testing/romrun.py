@@ -129,8 +129,7 @@ def run_rom(image, limit: int = 5_000_000, ram_size: int = RAM_SIZE,
         elif port == EXIT_PORT:
             if state["exit"] is None:
                 state["exit"] = ((value & ((1 << (8 * size)) - 1)) << 1 | 1) & 0xFF
-            cpu.stop_requested = True
-            cpu.request_exit()
+            cpu.request_stop()
         elif port == A20_PORT:
             bus.set_a20(bool(value & 2))
 

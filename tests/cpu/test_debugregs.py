@@ -29,6 +29,7 @@ def test_instruction_breakpoint_is_a_fault_before_the_instruction():
     cpu = machine(CODE)
     cpu.dr[0] = 0x101
     cpu.dr[7] = 0x401                          # L0, R/W0 = 00 (execute)
+    cpu.dr_changed()
     assert cpu.run(100) == "halt"
     assert cpu.eip == 0x501                    # in the #DB handler
     assert pushed_ip(cpu) == 0x101             # fault: returns to the breakpoint
@@ -40,6 +41,7 @@ def test_rf_suppresses_the_instruction_breakpoint_once():
     cpu = machine(CODE)
     cpu.dr[0] = 0x100
     cpu.dr[7] = 0x401
+    cpu.dr_changed()
     cpu.flags |= F.RF
     assert cpu.run(100) == "halt"
     assert cpu.eip == 0x107 and cpu.R[3] == 1  # ran to the final hlt
@@ -50,6 +52,7 @@ def test_data_write_breakpoint_is_a_trap_after_the_access():
     cpu = machine(CODE)
     cpu.dr[1] = 0x600
     cpu.dr[7] = 0x400 | 0x4 | (0b01 << 20) | (0b11 << 22)   # L1, write, 4 bytes
+    cpu.dr_changed()
     assert cpu.run(100) == "halt"
     assert pushed_ip(cpu) == 0x105             # trap: after the mov
     assert cpu.bus.ram[0x602] == 1             # the write happened
@@ -60,6 +63,7 @@ def test_data_breakpoint_outside_the_range_does_not_fire():
     cpu = machine(CODE)
     cpu.dr[1] = 0x604
     cpu.dr[7] = 0x400 | 0x4 | (0b01 << 20) | (0b00 << 22)   # 1 byte at 0x604
+    cpu.dr_changed()
     assert cpu.run(100) == "halt"
     assert cpu.eip == 0x107
 
@@ -67,6 +71,7 @@ def test_data_breakpoint_outside_the_range_does_not_fire():
 def test_general_detect_faults_on_mov_dr():
     cpu = machine(bytes([0x0F, 0x21, 0xC0, 0xF4]))           # mov eax, dr0; hlt
     cpu.dr[7] = 0x400 | 0x2000                               # GD
+    cpu.dr_changed()
     assert cpu.run(100) == "halt"
     assert cpu.eip == 0x501 and pushed_ip(cpu) == 0x100
     assert cpu.dr[6] & 0x2000 and not cpu.dr[7] & 0x2000
@@ -76,4 +81,4 @@ def test_no_breakpoints_no_single_stepping():
     cpu = machine(CODE)
     cpu.dr[0] = 0x101                          # address set but not enabled in DR7
     cpu.run(100)
-    assert cpu.eip == 0x107 and not cpu.dbg_bps
+    assert cpu.eip == 0x107 and not cpu.dbg.active

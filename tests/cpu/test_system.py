@@ -24,7 +24,7 @@ from aero.cpu.cpu import CPU
 from aero.mem.bus import Bus
 from aero.cpu import segmentation as SG
 from aero.cpu.sem.system import sys_cpuid_values, io_check
-from aero.cpu.faults import CPUFault
+from aero.faults import CPUFault
 
 unicorn = pytest.importorskip("unicorn")
 from unicorn import Uc, UC_ARCH_X86, UC_MODE_32, UC_HOOK_INTR  # noqa: E402

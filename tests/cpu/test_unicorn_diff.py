@@ -86,12 +86,12 @@ def test_harness_catches_a_memory_bug(runner, monkeypatch):
 
 def test_harness_catches_an_exception_difference(runner, monkeypatch):
     # Aero made to take #UD on every instruction: vectors and EIPs differ
-    from aero.cpu import codegen
-    monkeypatch.setattr(codegen, "compile_insn", lambda cpu, ins, code32: (codegen._ud_op, "jump"))
-    runner.aero.cpu.flush_blocks()
+    from aero.cpu import blocks, codegen
+    monkeypatch.setattr(blocks, "compile_insn", lambda cpu, ins, code32: (codegen._ud_op, "jump"))
+    runner.aero.cpu.cache.flush()
     st, info = check(runner, 32, "01d8f4")
     assert st == "mismatch" and "vector" in info["diffs"]
-    runner.aero.cpu.flush_blocks()
+    runner.aero.cpu.cache.flush()
 
 
 # --- each documented unicorn deviation: still there, and Aero is the one following the SDM ------

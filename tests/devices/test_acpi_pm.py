@@ -8,16 +8,10 @@ from aero.devices.acpi_pm import PM_FREQ
 from aero.devices.base import IOBus, IRQLines
 from aero.devices.pci import PCIBus
 from aero.devices.piix import PIIX4PM
+from aero.testing.fakecpu import FakeCPU
 
 BASE = 0x600
 PM1_STS, PM1_EN, PM1_CNT, PM_TMR = BASE, BASE + 2, BASE + 4, BASE + 8
-
-
-class FakeCPU:
-    def __init__(self):
-        self.icount = 0
-        self.idle_time = 0
-        self.cur_block = None
 
 
 class Rig:

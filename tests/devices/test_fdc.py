@@ -10,6 +10,7 @@ from aero.devices.base import IOBus, IRQLines
 from aero.devices.disk import DiskImage, floppy_geometry
 from aero.devices.dma import DMA8237
 from aero.devices.fdc import FDC82077AA
+from aero.testing.fakecpu import FakeCPU
 
 SRA, SRB, DOR, TDR, MSR, DSR, FIFO, DIR, CCR = (0x3F0, 0x3F1, 0x3F2, 0x3F3, 0x3F4, 0x3F4,
                                                  0x3F5, 0x3F7, 0x3F7)
@@ -30,12 +31,6 @@ def make_image(path, size):
         for lba in range(size // 512):
             f.write(sector_pattern(lba))
     return str(path)
-
-
-class FakeCPU:
-    icount = 0
-    idle_time = 0
-    cur_block = None
 
 
 class Rig:

@@ -7,12 +7,7 @@ from aero.clock import Clock
 from aero.devices.base import IOBus, IRQLines
 from aero.devices.i8042 import I8042, XLAT_TABLE
 from aero.devices.ps2 import KEYS, break_bytes, make_bytes, keys_for_char
-
-
-class FakeCPU:
-    icount = 0
-    idle_time = 0
-    cur_block = None
+from aero.testing.fakecpu import FakeCPU
 
 
 class Rig:

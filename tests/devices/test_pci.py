@@ -9,13 +9,7 @@ from aero.devices.i440fx import I440FXPCI
 from aero.devices.pci import BAR_IO, BAR_MEM32, BAR_MEM64, PCIFunction, pirq_of
 from aero.devices.sysports import ResetControl
 from aero.mem.bus import Bus, MMIO, RAM, ROM, UNMAPPED
-
-
-class FakeCPU:
-    def __init__(self):
-        self.icount = 0
-        self.idle_time = 0
-        self.cur_block = None
+from aero.testing.fakecpu import FakeCPU
 
 
 class FakeBusMaster:
@@ -451,7 +445,7 @@ def test_pam_switch_invalidates_translated_code(rig):
     m = rig.mem
     seen = []
     m.on_code_write = lambda a, n: seen.append((a, n))
-    m.code[0xF5] = 1
+    m.set_code(0xF5, True)
     rig.cfg_writeb(0, 0, 0x59, 0x20)                         # read source unchanged: nothing
     assert seen == []
     rig.cfg_writeb(0, 0, 0x59, 0x30)                         # reads now come from DRAM
@@ -559,9 +553,9 @@ def test_write_bytes_fast_path_still_reports_code_writes():
     m.on_code_write = lambda a, n: seen.append((a, n))
     m.write_bytes(0x5000, b"abcd")                           # plain RAM: one slice copy
     assert m.read_bytes(0x5000, 4) == b"abcd" and seen == []
-    m.code[0x6] = 1
+    m.set_code(0x6, True)
     m.write_bytes(0x5FFE, b"wxyz")                           # touches a code page
-    assert m.read_bytes(0x5FFE, 4) == b"wxyz" and (0x6000, 1) in seen
+    assert m.read_bytes(0x5FFE, 4) == b"wxyz" and seen == [(0x6000, 2)]
 
 
 # ---------------------------------------------------------------------------------------------

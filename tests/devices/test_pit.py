@@ -8,13 +8,7 @@ import pytest
 from aero.clock import Clock
 from aero.devices.base import IOBus, IRQLines
 from aero.devices.pit import PIT, PIT_HZ, PortB
-
-
-class FakeCPU:
-    def __init__(self):
-        self.icount = 0
-        self.idle_time = 0
-        self.cur_block = None
+from aero.testing.fakecpu import FakeCPU
 
 
 class Rig:

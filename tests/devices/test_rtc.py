@@ -7,15 +7,9 @@ import pytest
 from aero.clock import Clock
 from aero.devices.base import IOBus, IRQLines
 from aero.devices.rtc import RTC
+from aero.testing.fakecpu import FakeCPU
 
 IPS = 1_000_000                      # 1 tick = 1 us: easy arithmetic
-
-
-class FakeCPU:
-    def __init__(self):
-        self.icount = 0
-        self.idle_time = 0
-        self.cur_block = None
 
 
 class Rig:

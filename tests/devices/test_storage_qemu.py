@@ -28,6 +28,7 @@ from aero.devices.dma import DMA8237
 from aero.devices.fdc import FDC82077AA
 from aero.devices.ide import ATADisk, BusMaster, IDEChannel
 from aero.devices.pic import PIC
+from aero.testing.fakecpu import FakeCPU
 
 _CYCLE = bytes(range(256)) * 9
 HD_SECTORS = 2048
@@ -577,10 +578,6 @@ def build_script() -> Script:
 
 
 # -- replay through Aero's devices --------------------------------------------------------------
-class FakeCPU:
-    icount = 0
-    idle_time = 0
-    cur_block = None
 
 
 def images(tmp):

@@ -6,16 +6,11 @@ import pytest
 from aero.clock import Clock
 from aero.devices.base import IOBus, IRQLines
 from aero.devices.uart import UART16550A
+from aero.testing.fakecpu import FakeCPU
 
 B = 0x3F8
 RBR, IER, IIR, LCR, MCR, LSR, MSR, SCR = B, B + 1, B + 2, B + 3, B + 4, B + 5, B + 6, B + 7
 FCR = IIR
-
-
-class FakeCPU:
-    icount = 0
-    idle_time = 0
-    cur_block = None
 
 
 class Rig:

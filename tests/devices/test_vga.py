@@ -8,12 +8,7 @@ from aero.clock import Clock
 from aero.devices import vga as V
 from aero.devices.base import IOBus
 from aero.mem.bus import Bus, MMIO, UNMAPPED
-
-
-class FakeCPU:
-    icount = 0
-    idle_time = 0
-    cur_block = None
+from aero.testing.fakecpu import FakeCPU
 
 
 class Rig:

@@ -13,12 +13,7 @@ from aero.display import fonts
 from aero.display.png import encode_png, read_png, write_png
 from aero.display.render import geometry, render
 from aero.mem.bus import Bus
-
-
-class FakeCPU:
-    icount = 0
-    idle_time = 0
-    cur_block = None
+from aero.testing.fakecpu import FakeCPU
 
 
 def c6(v):

@@ -396,7 +396,7 @@ def test_apply_sets_machine_state():
     cpu = m.cpu
     assert cpu.R[0] == 0x2BADB002 and cpu.R[3] == 0x9500 and cpu.eip == 0x100004
     assert cpu.cr0 & 0x80000001 == 1 and cpu.cr0 & 0x60000000 == 0
-    assert cpu.code32 and cpu.cpl == 0 and cpu.pe
+    assert cpu.code32 and cpu.cpl == 0 and cpu.cr0 & 1
     assert cpu.sel[1] == 0x08 and cpu.limit[1] == 0xFFFFFFFF and cpu.base[1] == 0
     assert all(cpu.sel[s] == 0x10 and cpu.limit[s] == 0xFFFFFFFF for s in (0, 2, 3, 4, 5))
     assert cpu.gdtr == [0x9600, 39] and not cpu.flags & 0x200

@@ -23,7 +23,8 @@ import pytest
 from aero.testing import romrun
 
 GUESTS_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "guests"))
-GUESTS = ["pm_entry", "exceptions", "privilege", "task_switch", "v86", "paging32", "tlb", "pae"]
+GUESTS = ["pm_entry", "exceptions", "privilege", "task_switch", "v86", "paging32", "tlb", "pae",
+          "codecache"]
 
 # Checks QEMU 7.2 (TCG) fails although the SDM says otherwise (see tests/guests/README.md).
 QEMU_DEVIATIONS = {
@@ -57,6 +58,7 @@ QEMU_DEVIATIONS = {
         "pae-2m-reserved-bit-errcode": "QEMU 7.2 reports RSVD without P (0x8; SDM: RSVD implies P)",
         "pae-xd-reserved-without-nxe-errcode": "QEMU 7.2 reports RSVD without P (0x8)",
     },
+    "codecache": {},
 }
 
 # Guests Aero cannot pass yet: the first failing check and why.

@@ -30,7 +30,7 @@ import pkgutil
 
 def load():
     from .. import flags as F
-    from .. import faults
+    from ... import faults
     ns = {"__builtins__": __builtins__}
     for name in dir(F):
         if not name.startswith("_"):

@@ -13,7 +13,7 @@ itself, IMUL2/IMUL3 without overflow = a LOGIC result, AAM = LOGIC, AAD = ADD); 
 computes its flags eagerly.  No lazy kind was added to ``aero.cpu.flags``.
 """
 
-from ..faults import CPUFault
+from ...faults import CPUFault
 from ..flags import ARITH, CF, AF, ZF, SF, OF, PARITY, SUB_K, arith, carry
 
 TEMPLATES = {}

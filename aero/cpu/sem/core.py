@@ -3,7 +3,7 @@
 Templates only; see the package docstring for the conventions.
 """
 
-from ..faults import CPUFault
+from ...faults import CPUFault
 from .. import flags as _F
 
 TEMPLATES = {}

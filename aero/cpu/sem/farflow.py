@@ -8,7 +8,7 @@ reads and checks everything before it changes anything.
 
 from __future__ import annotations
 
-from ..segmentation import far_call, far_jump, far_ret  # noqa: F401 (called by templates)
+from ..transfers import far_call, far_jump, far_ret  # noqa: F401 (called by templates)
 
 TEMPLATES = {}
 

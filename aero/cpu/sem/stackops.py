@@ -6,7 +6,7 @@ chooses the width of each pushed or popped item.  Every multi-part instruction r
 everything before it writes anything, so a fault leaves no partial state.
 """
 
-from ..faults import CPUFault
+from ...faults import CPUFault
 from ..cpu import A_DB
 
 TEMPLATES = {}

@@ -26,9 +26,9 @@ I/O: in protected mode (including V86) ``io_check(cpu, port, size)`` (``aero.cpu
 applies the IOPL / TSS I/O-bitmap rules and raises #GP(0); real mode has no I/O protection.
 """
 
-from ..faults import CPUFault
+from ...faults import CPUFault
+from .system import io_check
 from ..flags import DF, IF, SUB_K
-from ...mem.bus import RAM, ROM
 
 TEMPLATES = {}
 
@@ -156,7 +156,8 @@ def _strop_span(cpu, s, off, n, size, down, amask, write):
 
     Returns (k, phys) with k >= 1 for a run that passes the segment checks as a whole, lies in
     one page when paging is on (translated now, exactly as the next element's own access would
-    be: the same #PF, A/D bits and TLB fill) and maps to plain RAM (ROM too for a read);
+    be: the same #PF, A/D bits and TLB fill) and maps to plain RAM (ROM too for a read) with no
+    watchpoint on it;
     (0, 0) when the next element straddles a page (move it alone, then try again); (-1, 0)
     when bulk moves are not possible for the rest of this instruction."""
     mmu = cpu.mmu
@@ -189,27 +190,9 @@ def _strop_span(cpu, s, off, n, size, down, amask, write):
         if bus.a20_mask != 0xFFFFFFFF and lo + total > 0x100000:
             return -1, 0
         phys = lo + (k - 1) * size if down else lo
-    end = lo + total
-    if end > bus.ram_size:
+    if not bus.plain_ram(lo, lo + total, write):
         return -1, 0
-    kind = bus.kind
-    for p in range(lo >> 12, ((end - 1) >> 12) + 1):
-        kp = kind[p]
-        if kp != RAM and (write or kp != ROM):
-            return -1, 0
     return k, phys
-
-
-def _strop_notify_code(bus, phys, nbytes):
-    """Tell the self-modifying-code detector about a bulk write, one page at a time."""
-    code = bus.code
-    end = phys + nbytes
-    a = phys
-    while a < end:
-        nxt = min(end, (a & ~0xFFF) + 0x1000)
-        if code[a >> 12]:
-            bus.on_code_write(a, nxt - a)
-        a = nxt
 
 
 def _strop_bulk_movs(cpu, size, amask, sseg, si, di, n, down):
@@ -241,7 +224,7 @@ def _strop_bulk_movs(cpu, size, amask, sseg, si, di, n, down):
         ram[dst:dst + total] = (pat * -(-total // d))[:total]
     else:
         return -1
-    _strop_notify_code(cpu.bus, dst, total)
+    cpu.bus.note_ram_write(dst, total)
     return k
 
 
@@ -286,6 +269,8 @@ def strop_rep_movs(cpu, size, amask, sseg, eip, nxt):
             si = (si + step) & amask
             di = (di + step) & amask
             done += 1
+            if cpu.rep_break:
+                break
     finally:
         R[6] = (R[6] & ~amask) | si
         R[7] = (R[7] & ~amask) | di
@@ -315,7 +300,7 @@ def strop_rep_stos(cpu, size, amask, eip, nxt):
                     if down:
                         dst -= (k - 1) * size
                     cpu.bus.ram[dst:dst + k * size] = value.to_bytes(size, "little") * k
-                    _strop_notify_code(cpu.bus, dst, k * size)
+                    cpu.bus.note_ram_write(dst, k * size)
                     done += k
                     di = (di + step * k) & amask
                     continue
@@ -324,6 +309,8 @@ def strop_rep_stos(cpu, size, amask, eip, nxt):
             wr(0, di, value)
             di = (di + step) & amask
             done += 1
+            if cpu.rep_break:
+                break
     finally:
         R[7] = (R[7] & ~amask) | di
         R[1] = (R[1] & ~amask) | (cnt - done)
@@ -347,6 +334,8 @@ def strop_rep_lods(cpu, size, amask, sseg, eip, nxt):
             v = rd(sseg, si)
             si = (si + step) & amask
             done += 1
+            if cpu.rep_break:
+                break
     finally:
         if done:
             R[0] = (R[0] & ~((1 << (8 * size)) - 1)) | v
@@ -440,6 +429,8 @@ def strop_rep_cmps(cpu, size, amask, sseg, rep, eip, nxt):
             if (a == b) != want_eq:
                 stopped = True
                 break
+            if cpu.rep_break:
+                break
     finally:
         R[6] = (R[6] & ~amask) | si
         R[7] = (R[7] & ~amask) | di
@@ -499,6 +490,8 @@ def strop_rep_scas(cpu, size, amask, rep, eip, nxt):
             if (a == b) != want_eq:
                 stopped = True
                 break
+            if cpu.rep_break:
+                break
     finally:
         R[7] = (R[7] & ~amask) | di
         R[1] = (R[1] & ~amask) | (cnt - done)
@@ -508,15 +501,11 @@ def strop_rep_scas(cpu, size, amask, rep, eip, nxt):
     cpu.eip = nxt if stopped or done == cnt else eip
 
 
-def _strop_io_check(cpu, port, size):
-    from .system import io_check        # provided by aero.cpu.sem.system
-    io_check(cpu, port, size)
-
-
 def _strop_irq_pending(cpu):
     """Something wants the CPU between iterations of a REP INS/OUTS (an I/O write may have
     raised an interrupt line): stop early, the instruction resumes after it is served."""
-    return (cpu.intr and cpu.flags & IF) or cpu.nmi_pending or cpu.stop_requested
+    return (cpu.intr and cpu.flags & IF) or cpu.nmi_pending or cpu.stop_requested or \
+        cpu.rep_break
 
 
 def strop_ins(cpu, ins, amask, eip, nxt, rep):
@@ -532,7 +521,7 @@ def strop_ins(cpu, ins, amask, eip, nxt, rep):
     else:
         cnt = n = 1
     if cpu.cr0 & 1:
-        _strop_io_check(cpu, port, size)
+        io_check(cpu, port, size)
     di = R[7] & amask
     step = -size if cpu.flags & DF else size
     wr = _rw(cpu, size)[1]
@@ -569,7 +558,7 @@ def strop_outs(cpu, ins, amask, sseg, eip, nxt, rep):
     else:
         cnt = n = 1
     if cpu.cr0 & 1:
-        _strop_io_check(cpu, port, size)
+        io_check(cpu, port, size)
     si = R[6] & amask
     step = -size if cpu.flags & DF else size
     rd = _rw(cpu, size)[0]

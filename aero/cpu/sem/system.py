@@ -14,7 +14,7 @@ CPUID feature bits below, which claim only what Aero implements.  The brand stri
 
 from __future__ import annotations
 
-from ..faults import CPUFault
+from ...faults import CPUFault
 from .. import flags as _F
 from ..segmentation import (try_read_desc as _try_read_desc, d_attr as _d_attr,
                             d_limit as _d_limit, read_desc as _read_desc, d_base as _d_base)
@@ -247,7 +247,6 @@ def sys_write_cr(cpu, n, v):
     if n not in (0, 2, 3, 4):
         raise CPUFault(_UD)
     sys_priv0(cpu)
-    mmu = cpu.mmu
     if n == 0:
         if v & 0x80000000 and not v & 1:                 # PG without PE
             raise CPUFault(_GP, 0)
@@ -259,24 +258,11 @@ def sys_write_cr(cpu, n, v):
     elif n == 2:
         cpu.cr2 = v
     elif n == 3:
-        old = cpu.cr3
-        cpu.cr3 = v
-        try:
-            mmu.cr3_written()
-        except CPUFault:
-            cpu.cr3 = old
-            raise
+        cpu.write_cr3(v)
     else:
         if v & ~CR4_VALID:
             raise CPUFault(_GP, 0)
-        old = cpu.cr4
-        cpu.cr4 = v
-        try:
-            mmu.control_changed(old_cr4=old)
-        except CPUFault:
-            cpu.cr4 = old
-            mmu.control_changed(old_cr4=v)
-            raise
+        cpu.write_cr4(v)
 
 
 def _sys_dr_index(cpu, n):
@@ -303,6 +289,8 @@ def sys_write_dr(cpu, n, v):
     elif n == 7:
         v = (v & 0xFFFF2BFF) | 0x400
     cpu.dr[n] = v & 0xFFFFFFFF
+    if n != 6:
+        cpu.dr_changed()
 
 
 TEMPLATES["MOV_FROM_CR"] = "$A = sys_read_cr(cpu, $REG)\n"

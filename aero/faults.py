@@ -1,4 +1,7 @@
-"""Guest exceptions raised inside the CPU, and the emulator-bug report.
+"""Guest exceptions raised inside the CPU, the early-exit signal, and the emulator-bug report.
+
+A neutral module: memory (``aero.mem``) raises page faults and the CPU raises everything else, so
+both import from here and neither imports the other for it.
 
 A guest fault is a Python exception only inside the CPU core: the run loop catches it and delivers
 it to the guest through the IDT/IVT.  It never reaches a user as a traceback.
@@ -32,13 +35,11 @@ class CPUFault(Exception):
         return name if self.error_code is None else f"{name}({self.error_code:#x})"
 
 
-class TripleFault(Exception):
-    """The CPU shut down: an exception while delivering a double fault."""
-
-
 class BlockExit(Exception):
-    """Raised by a patched block to stop at the next instruction boundary (self-modifying code,
-    a device asking the CPU to look at its interrupt line).  Never escapes the run loop."""
+    """Raised at an instruction boundary, before the next instruction starts, to leave the running
+    block early (``CPU.request_exit``: self-modifying code, a device raising an interrupt line, a
+    hook asking to stop).  The instruction it is raised before has not executed and does not
+    count.  Never escapes the run loop."""
 
 
 class EmulatorError(Exception):
@@ -48,10 +49,3 @@ class EmulatorError(Exception):
         super().__init__(report)
         self.report = report
 
-
-def gp(code: int = 0) -> CPUFault:
-    return CPUFault(GP, code)
-
-
-def ud() -> CPUFault:
-    return CPUFault(UD)
