@@ -9,10 +9,14 @@ fast-but-wrong interpreter fails the benchmark instead of looking good.
 
 from __future__ import annotations
 
+import os
 import struct
 import sys
+import tempfile
 import time
 
+from .build import ROOT, build_machine
+from .config import FIRMWARE, MachineConfig
 from .cpu.presets import flat32
 
 CODE = 0x1000
@@ -194,46 +198,40 @@ def run_kernel(name: str, seconds: float = 2.0):
 def boot_times():
     """Wall time of whole boots of scenarios/hello/hello.bin from a floppy: under Debian's
     SeaBIOS (when installed) and under the Aero BIOS.  Yields (name, instructions, seconds)."""
-    import os
-    import tempfile
-    from .cli import build_parser
-    from .runcmd import build
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    boot = open(os.path.join(root, "scenarios", "hello", "hello.bin"), "rb").read()
+    boot = open(os.path.join(ROOT, "scenarios", "hello", "hello.bin"), "rb").read()
     with tempfile.TemporaryDirectory() as d:
         img = os.path.join(d, "hello.img")
         with open(img, "wb") as f:
             f.write(boot.ljust(1474560, b"\0"))
         for name in ("seabios", "aero"):
-            if name == "seabios" and not os.path.exists("/usr/share/seabios/bios.bin"):
+            if name == "seabios" and not os.path.exists(FIRMWARE["seabios"][0]):
                 continue
-            args = build_parser().parse_args(["run", "--bios", name, "--fda", img,
-                                              "--serial", "none"])
-            m, _ = build(args)
+            m = build_machine(MachineConfig(bios=name, fda=img))
             t0 = time.perf_counter()
             r = m.run(timeout=300)
             wall = time.perf_counter() - t0
+            m.close()
             if r.exit_code != (0x21 << 1) | 1:
                 raise AssertionError(f"boot under {name} ended with {r.status} {r.exit_code}")
             yield name, r.icount, wall
 
 
-def main(args) -> int:
-    if getattr(args, "boot", False):
+def main(seconds: float = 2.0, kernels=None, boot: bool = False) -> int:
+    if boot:
         print("aero bench --boot: firmware POST + hello boot sector from a floppy")
         for name, n, wall in boot_times():
             print(f"  {name:8} {wall:6.2f} s   ({n:,} instructions, {n / wall / 1e6:.2f} MIPS)")
         return 0
-    names = args.kernel or list(KERNELS)
+    names = kernels or list(KERNELS)
     for n in names:
         if n not in KERNELS:
             print(f"aero: unknown kernel {n!r} (choose from {', '.join(KERNELS)})", file=sys.stderr)
             return 2
     print(f"aero bench: interpreter, CPython {sys.version.split()[0]}, "
-          f"{args.seconds:g} s per kernel")
+          f"{seconds:g} s per kernel")
     for n in names:
         try:
-            mips, total, wall = run_kernel(n, args.seconds)
+            mips, total, wall = run_kernel(n, seconds)
         except AssertionError as e:
             print(f"  {n:10} FAILED: {e}")
             return 1

@@ -6,6 +6,8 @@ import argparse
 import os
 import sys
 
+from .config import CONFIG_KEYS, ConfigError, read_toml
+
 DEFAULT_SINGLESTEP = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "testdata",
                                   "singlestep-80286")
 
@@ -91,16 +93,27 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def settings_from_args(args) -> dict:
+    """The machine and run settings the options give (``aero.config`` names): a --config
+    file's, with the command line's over them.  No argparse object goes further than here."""
+    settings = read_toml(args.config) if getattr(args, "config", None) else {}
+    for name in CONFIG_KEYS:
+        v = getattr(args, name, None)
+        if v is not None and v is not False:
+            settings[name] = v
+    return settings
+
+
 def main(argv=None) -> int:
     p = build_parser()
     args = p.parse_args(argv)
     try:
         if args.cmd == "run":
             from .runcmd import run_command
-            return run_command(args)
+            return run_command(settings_from_args(args))
         if args.cmd == "bench":
             from .bench import main as bench_main
-            return bench_main(args)
+            return bench_main(seconds=args.seconds, kernels=args.kernel, boot=args.boot)
         if args.cmd == "conformance":
             if args.suite == "singlestep":
                 if not os.path.isdir(args.directory):
@@ -118,7 +131,7 @@ def main(argv=None) -> int:
             p.parse_args(["conformance", "--help"])
         p.print_help()
         return 2
-    except UsageError as e:
+    except (UsageError, ConfigError) as e:
         print(f"aero: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

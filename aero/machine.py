@@ -15,24 +15,32 @@ Run outcomes (``RunResult.status``) and the `aero run` exit statuses they map to
 status         meaning                                                      exit status
 =============  ===========================================================  ===========
 debug-exit     the guest wrote v to isa-debug-exit                          (v << 1) | 1
-limit          --max-instructions reached                                   0
+limit          the instruction count asked for was reached                  0
+               (--max-instructions, ``step``, ``run_until(instructions=)``)
 poweroff       the guest powered off (ACPI S5)                              0
+hook           a hook asked to stop (``RunResult.hook``; ``aero.hooks``)     0
+stop           ``request_stop()`` (from any thread)                         0
 timeout        wall-clock --timeout                                         4
 shutdown       triple fault with no_reboot                                  6
 halted         HLT with interrupts disabled, or nothing left to wake it      8
 error          internal emulator error (report in RunResult.detail)         10
 =============  ===========================================================  ===========
+
+Driving a machine: ``run_until`` runs until one of those happens; ``step(n)`` runs n
+instructions (device events, interrupts and halts included); ``request_stop`` stops a run at
+the next instruction boundary; ``hooks`` (``aero.hooks``) installs callbacks that can stop it at
+an exact instruction.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .clock import Clock
+from .config import MachineConfig
 from .cpu.cpu import CPU
 from .faults import EmulatorError
 from .cpu import flags as F
@@ -55,16 +63,16 @@ from .devices.vga import VGA
 from .devices.vga_pci import VGAPCI
 from .firmware.acpi import build_tables
 from .firmware.qemu_loader import table_loader_files
+from .hooks import Hooks
 from .mem.bus import Bus, UNMAPPED
 
-DEFAULT_IPS = 20_000_000
-DEFAULT_RTC = _dt.datetime(2026, 1, 1, 12, 0, 0)
 SLICE = 500_000                     # longest CPU run between host checks (ticks)
 LOW_ALIAS = 128 << 10
 
 _CMOS_FLOPPY = {1: "360k", 2: "1.2M", 3: "720k", 4: "1.44M", 5: "2.88M"}
 
-EXIT_STATUS = {"limit": 0, "poweroff": 0, "timeout": 4, "shutdown": 6, "halted": 8, "error": 10}
+EXIT_STATUS = {"limit": 0, "poweroff": 0, "hook": 0, "stop": 0, "timeout": 4, "shutdown": 6,
+               "halted": 8, "error": 10}
 
 
 HOST_KEYS = frozenset(("label", "path"))
@@ -79,40 +87,33 @@ def _without_host_names(value):
 
 
 @dataclass
-class MachineConfig:
-    memory_mib: int = 32
-    ips: int = DEFAULT_IPS
-    rtc: _dt.datetime = DEFAULT_RTC
-    no_reboot: bool = False
-    serial_sinks: list = field(default_factory=lambda: [None, None, None, None])
-    debugcon_sink: object = None
-    firmware_log_sink: object = None
-    post_code_cb: object = None
-    debug_exit_port: int = 0x501
-    fda: str | None = None             # floppy images (drive A:, B:)
-    fdb: str | None = None
-    hda: str | None = None             # primary master / slave hard disks
-    hdb: str | None = None
-    cdrom: str | None = None           # secondary master ATAPI CD-ROM (ISO image)
-    boot: str = "cad"                  # boot order, QEMU letters
-    writable: bool = False             # guest disk writes go to the image files themselves
-    vga_rom: bytes | None = None       # the VGA BIOS served through the VGA's ROM BAR
-
-
-@dataclass
 class RunResult:
     status: str
     exit_code: int
     icount: int
     detail: str = ""
+    hook: object = None             # the aero.hooks.Hook that stopped the run (status "hook")
 
 
 class Machine:
-    def __init__(self, config: MachineConfig | None = None):
-        self.config = cfg = config or MachineConfig()
-        if not 2 <= cfg.memory_mib <= 3584:
-            raise ValueError(f"memory must be between 2 and 3584 MiB (got {cfg.memory_mib})")
-        ram = cfg.memory_mib << 20
+    """The hardware of a PC as ``config`` describes it.  ``aero.build.build_machine`` makes
+    complete machines (firmware, host sinks, inputs); constructed directly, a machine has no
+    firmware until ``load_bios``, and its output goes to callables given in the config.
+
+    ``sinks`` (serial, debugcon, firmware_log -> callable or None), ``post_code``, ``vga_rom``
+    (the VGA's ROM BAR contents) and ``fda_data`` (an in-memory floppy for drive A:) are the
+    host-side pieces ``build_machine`` resolved from the configuration."""
+
+    def __init__(self, config: MachineConfig | None = None, sinks: dict | None = None,
+                 post_code=None, vga_rom: bytes | None = None, fda_data: bytes | None = None):
+        self.config = cfg = config or MachineConfig(bios=None)
+        if sinks is None:
+            sinks = {n: v for n in ("serial", "debugcon", "firmware_log")
+                     if callable(v := getattr(cfg, n))}
+        if post_code is None and callable(cfg.post_codes):
+            post_code = cfg.post_codes
+        self.sinks = [s for s in sinks.values() if s is not None]
+        ram = cfg.memory << 20
         self.bus = Bus(ram)
         self.bus.set_kind(0xA0000, 0x60000, UNMAPPED)      # VGA window, option ROMs, BIOS
         self.cpu = cpu = CPU(self.bus)
@@ -135,27 +136,28 @@ class Machine:
         self.kbc.register(self.io)
         self.uarts = []
         for n in range(4):
-            u = UART16550A.com(n + 1, self.irq, self.clock, cfg.serial_sinks[n])
+            u = UART16550A.com(n + 1, self.irq, self.clock, sinks.get("serial") if n == 0
+                               else None)
             u.register(self.io)
             self.uarts.append(u)
         self.dma = DMA8237(self.bus.read_bytes, self.bus.write_bytes)
         self.dma.register(self.io)
         self.port92 = Port92(self.bus.set_a20, self.request_reset, lambda: self.bus.a20)
         self.port92.register(self.io)
-        self.post = PostCode(cfg.post_code_cb)
+        self.post = PostCode(post_code)
         self.post.register(self.io)
-        self.debugcon = DebugCon(cfg.debugcon_sink)
+        self.debugcon = DebugCon(sinks.get("debugcon"))
         self.debugcon.register(self.io)
-        self.fwlog = FirmwareLog(cfg.firmware_log_sink)
+        self.fwlog = FirmwareLog(sinks.get("firmware_log"))
         self.fwlog.register(self.io)
         self.debug_exit = DebugExit(self._debug_exit, cfg.debug_exit_port)
         self.debug_exit.register(self.io)
         self.reset_control = ResetControl(lambda hard: self.request_reset())
         self.reset_control.register(self.io)
-        self.vga = VGA(self.clock, rom=cfg.vga_rom)
+        self.vga = VGA(self.clock, rom=vga_rom)
         self.vga.register(self.io)
         self.vga.map_legacy(self.bus)
-        self._attach_storage(cfg)
+        self._attach_storage(cfg, fda_data)
         # PCI: i440FX host bridge, PIIX3 (ISA, IDE with bus mastering), PIIX4 PM, the VGA
         self.bus_master = BusMaster(self.ide, self.bus.read_bytes, self.bus.write_bytes,
                                     iobus=self.io)
@@ -174,10 +176,13 @@ class Machine:
                         self.bus_master, *self.pci.devices, self.vga_pci, self.fw_cfg,
                         *self.images]
         self.bios_image = None
+        self.aero_bios = None               # the Aero BIOS device, when it is the firmware
         self._reset_pending = False
+        self._user_stop = False
         cpu.on_shutdown = self._on_shutdown
+        self.hooks = Hooks(self)
 
-    def _attach_storage(self, cfg: MachineConfig) -> None:
+    def _attach_storage(self, cfg: MachineConfig, fda_data: bytes | None) -> None:
         """Floppy drives A/B, IDE primary (hard disks) and secondary (CD-ROM); CMOS to match.
         Image problems raise ValueError with one readable line."""
         self.images = []
@@ -192,8 +197,13 @@ class Machine:
         self.fdc.register(self.io)
         floppy_types = []
         for unit, path in enumerate((cfg.fda, cfg.fdb)):
-            if path:
+            img = None
+            if unit == 0 and fda_data is not None:
+                img = DiskImage(data=fda_data, kind="floppy", label="<built-in demo floppy>")
+                self.images.append(img)
+            elif path:
                 img = image("floppy", path)
+            if img is not None:
                 self.fdc.insert(unit, img)
                 floppy_types.append(_CMOS_FLOPPY[img.geometry.cmos_type])
         disks = [ATADisk(image("hard_disk", p)) if p else None for p in (cfg.hda, cfg.hdb)]
@@ -201,7 +211,7 @@ class Machine:
         self.ide = [IDEChannel(0, self.irq, disks[0], disks[1]), IDEChannel(1, self.irq, cd)]
         for ch in self.ide:
             ch.register(self.io)
-        self.rtc.configure(self.config.memory_mib << 20, floppies=floppy_types, boot=cfg.boot)
+        self.rtc.configure(cfg.memory << 20, floppies=floppy_types, boot=cfg.boot)
         for i, d in enumerate(disks):
             if d is not None:
                 self.rtc.set_hard_disk(i, *d.geometry)
@@ -225,6 +235,15 @@ class Machine:
     # ------------------------------------------------------------------------------------------
     # Events from devices
     # ------------------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Flush and close the host output sinks (files, stdout) and disk images."""
+        for s in self.sinks:
+            close = getattr(s, "close", None)
+            if close is not None:
+                close()
+        for img in self.images:
+            img.close()
+
     def _debug_exit(self, status: int) -> None:
         self.exit_status = status
         self.cpu.request_stop()
@@ -261,7 +280,31 @@ class Machine:
     # ------------------------------------------------------------------------------------------
     def run(self, max_instructions: int | None = None, timeout: float | None = None,
             realtime: bool = False) -> RunResult:
+        """Run until the guest ends the run, or ``max_instructions`` have retired in all (the
+        instruction count, not this call's), or ``timeout`` seconds of wall time."""
+        return self.run_until(icount=max_instructions, timeout=timeout, realtime=realtime)
+
+    def step(self, n: int = 1) -> RunResult:
+        """Run ``n`` more instructions (status "limit"), unless something stops it first."""
+        return self.run_until(instructions=n)
+
+    def request_stop(self) -> None:
+        """Stop the current (or next) run at the next instruction boundary: status "stop".
+        Safe to call from any thread."""
+        self._user_stop = True
+        self.cpu.request_stop()
+
+    def run_until(self, instructions: int | None = None, icount: int | None = None,
+                  timeout: float | None = None, realtime: bool = False) -> RunResult:
+        """Run until ``instructions`` more have retired or the instruction count reaches
+        ``icount`` ("limit"), a hook asks to stop ("hook"), ``request_stop`` ("stop"), the
+        guest ends the run, or ``timeout`` seconds of wall time pass ("timeout").  While the CPU
+        is halted, virtual time jumps to the next device event.  ``realtime`` paces virtual time
+        to the wall clock."""
         cpu, clock = self.cpu, self.clock
+        if instructions is not None:
+            target = cpu.icount + max(0, instructions)
+            icount = target if icount is None else min(icount, target)
         wall0 = time.monotonic()
         virt0 = clock.now()
         deadline = wall0 + timeout if timeout else None
@@ -274,17 +317,23 @@ class Machine:
                 if self._reset_pending:
                     self._reset_pending = False
                     self.reset()
-                if max_instructions is not None and cpu.icount >= max_instructions:
+                if self._user_stop:
+                    self._user_stop = False
+                    cpu.stop_requested = False
+                    return self._result("stop")
+                if icount is not None and cpu.icount >= icount:
                     return self._result("limit")
                 now = clock.now()
                 budget = SLICE
                 nxt = clock.next_event()
                 if nxt is not None:
                     budget = min(budget, max(1, nxt - now))
-                if max_instructions is not None:
-                    budget = min(budget, max_instructions - cpu.icount)
+                if icount is not None:
+                    budget = min(budget, icount - cpu.icount)
                 why = cpu.run(budget)
                 clock.run_due()
+                if why == "hook":
+                    return self._hook_stop()
                 if why == "halt" and not self._reset_pending and self.exit_status is None:
                     if not cpu.flags & F.IF and not cpu.nmi_pending:
                         return self._result("halted", detail="HLT with interrupts disabled")
@@ -304,6 +353,17 @@ class Machine:
                         time.sleep(ahead)
         except EmulatorError as e:
             return self._result("error", detail=e.report)
+
+    def _hook_stop(self) -> RunResult:
+        hook = self.cpu.stopped_by
+        self.cpu.stopped_by = None
+        err = self.hooks.error
+        if err is not None:
+            self.hooks.error = None
+            raise err
+        r = self._result("hook")
+        r.hook = hook
+        return r
 
     def _result(self, status: str, code: int | None = None, detail: str = "") -> RunResult:
         if code is None:

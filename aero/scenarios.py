@@ -9,7 +9,7 @@ Manifest fields (TOML)::
     description = "one line"
     qemu = true                 # same serial output expected under qemu-system-i386 + SeaBIOS
 
-    [machine]                   # `aero run --config` settings (aero.runcmd.CONFIG_KEYS):
+    [machine]                   # `aero run --config` settings (aero.config.CONFIG_KEYS):
     boot = "c"                  # fda/hda/cdrom/kernel/boot/keys/memory/cmdline/ips/...; paths
     kernel = "kernel.bin"       # are relative to the scenario directory
 
@@ -42,7 +42,6 @@ first COM1 byte.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
@@ -53,6 +52,11 @@ import tempfile
 import time
 import tomllib
 from dataclasses import dataclass, field
+
+from .build import build_machine
+from .config import CONFIG_KEYS, split_settings
+from .machine import Machine
+from .runcmd import run_command
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCENARIOS = os.path.join(ROOT, "scenarios")
@@ -119,7 +123,6 @@ def names() -> list[str]:
 
 def load(name: str, directory: str | None = None) -> Scenario:
     """The scenario ``name`` (in ``scenarios/``, or in ``directory``); ManifestError if bad."""
-    from .runcmd import CONFIG_KEYS
     d = directory or os.path.join(SCENARIOS, name)
     f = os.path.join(d, "scenario.toml")
     if not os.path.isfile(f):
@@ -309,18 +312,6 @@ def make_iso(boot: bytes, files: list[tuple[str, bytes]], volume_id: str) -> byt
 # ----------------------------------------------------------------------------------------------
 # Running
 # ----------------------------------------------------------------------------------------------
-def _toml_value(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, str):
-        return json.dumps(v)
-    if isinstance(v, list):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    raise TypeError(v)
-
-
 def machine_settings(scn: Scenario, workdir: str) -> dict:
     """The scenario's `aero run` settings with absolute paths and the built image attached."""
     settings = {}
@@ -339,29 +330,17 @@ def machine_settings(scn: Scenario, workdir: str) -> dict:
 
 def run_aero(scn: Scenario, workdir: str, screenshot: bool = True,
              bios: str | None = None) -> Outcome:
-    """Run under Aero exactly as ``aero run --config FILE`` does; ``bios`` replaces the Aero
-    BIOS (``seabios``, ``bochs`` or a path) for scenarios that boot from a drive."""
-    from .cli import main as aero_main
-    settings = machine_settings(scn, workdir)
-    settings.setdefault("timeout", DEFAULT_TIMEOUT)
-    fwlog = os.path.join(workdir, "firmware.log")
-    settings.setdefault("firmware_log", fwlog)
-    if bios:
-        if "kernel" in settings:
-            raise ManifestError(f"{scn.name}: a --kernel scenario runs without a BIOS")
-        settings["bios"] = bios
-        settings["timeout"] = max(settings["timeout"], 300.0)
-    serial = os.path.join(workdir, "serial.out")
-    settings["serial"] = serial
+    """Run under Aero exactly as ``aero run`` does with the scenario's settings; ``bios``
+    replaces the Aero BIOS (``seabios``, ``bochs`` or a path) for scenarios that boot from a
+    drive."""
+    settings = run_settings(scn, workdir, bios)
+    fwlog = settings["firmware_log"]
+    serial = settings["serial"]
     shot = os.path.join(workdir, "screen.png") if screenshot else None
     if shot:
         settings["screenshot"] = shot
-    cfg = os.path.join(workdir, "scenario-run.toml")
-    with open(cfg, "w") as f:
-        for k, v in settings.items():
-            f.write(f"{k} = {_toml_value(v)}\n")
     t0 = time.monotonic()
-    code = aero_main(["run", "--config", cfg])
+    code = run_command(settings)
     dt = time.monotonic() - t0
     out = open(serial, "rb").read() if os.path.exists(serial) else b""
     o = Outcome("aero", code, out, dt, shot if shot and os.path.exists(shot) else None)
@@ -369,6 +348,29 @@ def run_aero(scn: Scenario, workdir: str, screenshot: bool = True,
         o.firmware_log = open(fwlog, "rb").read()
     check(scn, o)
     return o
+
+
+def build(scn: Scenario, workdir: str, **settings) -> Machine:
+    """The scenario's machine (its image built in ``workdir``), with ``settings`` over the
+    manifest's; not yet run.  For tests and tools that drive a scenario themselves."""
+    merged = {**machine_settings(scn, workdir), **settings}
+    cfg, _ = split_settings(merged)
+    return build_machine(cfg)
+
+
+def run_settings(scn: Scenario, workdir: str, bios: str | None = None) -> dict:
+    """The `aero run` settings a scenario runs with: its machine, its image (built in
+    ``workdir``), COM1 and the firmware log into files there, a generous timeout."""
+    settings = machine_settings(scn, workdir)
+    settings.setdefault("timeout", DEFAULT_TIMEOUT)
+    settings.setdefault("firmware_log", os.path.join(workdir, "firmware.log"))
+    if bios:
+        if "kernel" in settings:
+            raise ManifestError(f"{scn.name}: a --kernel scenario runs without a BIOS")
+        settings["bios"] = bios
+        settings["timeout"] = max(settings["timeout"], 300.0)
+    settings["serial"] = os.path.join(workdir, "serial.out")
+    return settings
 
 
 def qemu_command(scn: Scenario, workdir: str) -> list[str]:

@@ -164,12 +164,14 @@ _WHOLE = (Block.execute.__code__, JumpBlock.execute.__code__, RepBlock.execute._
 _PARTIAL = Block._partial.__code__
 
 
-def hooked(op, points, cpu):
+def hooked(op, points, cpu, eip, lin, phys):
     """Wrap an instruction's closure so that ``points`` (exec hooks, block-entry hooks, guest
-    instruction breakpoints; ``aero.cpu.hookpoints``) fire before it runs."""
+    instruction breakpoints; ``aero.cpu.hookpoints``) fire before it runs, with EIP pointing at
+    it (inside a block EIP is otherwise only brought up to date at the end)."""
     def run():
+        cpu.eip = eip
         for p in points:
-            p.fire(cpu)
+            p.fire(cpu, lin, phys)
         op()
     return run
 
@@ -259,7 +261,7 @@ class CodeCache:
                 lin = (base + eip) & 0xFFFFFFFF
                 hit = points.at(lin, phys_of[0][1], first=not ops)
                 if hit:
-                    op = hooked(op, hit, cpu)
+                    op = hooked(op, hit, cpu, eip, lin, phys_of[0][1])
             insns.append(ins)
             eips.append(eip)
             iphys.append(phys_of[0][1])

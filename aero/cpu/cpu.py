@@ -692,7 +692,7 @@ class CPU:
         "fault" (exception; return to the faulting instruction, i.e. ``return_eip``),
         "soft" (INT n / INT3 / INTO: ``return_eip`` is the next instruction)."""
         if self.on_interrupt is not None:
-            self.on_interrupt(vector, code, kind, self.eip)
+            self.on_interrupt(vector, code, kind, return_eip)
         self.halted = False
         if not self.cr0 & CR0_PE:
             self._interrupt_real(vector, return_eip)
@@ -772,6 +772,12 @@ class CPU:
         if blk is not None:
             t += blk.position()
         return t
+
+    def insn_eip(self) -> int:
+        """EIP of the instruction running now (inside a block ``eip`` is brought up to date only
+        at its end); between instructions, ``eip``."""
+        blk = self.cur_block
+        return self.eip if blk is None else blk.eips[blk.position()]
 
     def tsc(self) -> int:
         """The time-stamp counter: one count per tick, plus the offset WRMSR(0x10) set."""

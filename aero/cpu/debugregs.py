@@ -77,7 +77,7 @@ class GuestBreakpoints:
 
 
 def _exec_hit(bits: int):
-    def fire(cpu):
+    def fire(cpu, lin, phys):
         if not cpu.flags & RF:                            # instruction breakpoint: a fault
             cpu.dr[6] = (cpu.dr[6] & ~0xF) | bits
             raise CPUFault(DB)

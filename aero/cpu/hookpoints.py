@@ -3,11 +3,12 @@ hold them and nowhere else.
 
 A point covers a range of linear or physical addresses (or every instruction), or the first
 instruction of every block (``entry``).  When a block is decoded, each instruction whose address
-a point covers gets its closure wrapped (``aero.cpu.blocks.hooked``) so that ``point.fire(cpu)``
-runs before it; adding or removing a point invalidates only the blocks it concerns
+a point covers gets its closure wrapped (``aero.cpu.blocks.hooked``) so that
+``point.fire(cpu, lin, phys)`` runs before it, with ``cpu.eip`` pointing at it (``lin`` and
+``phys`` are its linear and physical addresses); adding or removing a point invalidates only the blocks it concerns
 (``CPU.add_exec_point``).  With no point installed nothing is wrapped and nothing is checked.
 
-``fire(cpu)`` may
+``fire`` may
 
 * return: the instruction runs;
 * raise ``BlockExit`` after setting ``cpu.hook_stop``: the machine stops *before* the

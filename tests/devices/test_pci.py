@@ -567,9 +567,10 @@ SEABIOS = "/usr/share/seabios/bios.bin"
 
 @pytest.mark.skipif(not __import__("os").path.exists(SEABIOS), reason="seabios not installed")
 def test_seabios_posts_through_pci_pam_fwcfg_and_pm_timer():
-    from aero.machine import Machine, MachineConfig
+    from aero.config import MachineConfig
+    from aero.machine import Machine
     log = bytearray()
-    m = Machine(MachineConfig(memory_mib=32, firmware_log_sink=log.append))
+    m = Machine(MachineConfig(bios=None, memory=32, firmware_log=log.append))
     pc = m.pci                                  # the machine's i440FX/PIIX side and fw_cfg
     m.load_bios(open(SEABIOS, "rb").read())
     m.cpu.reset()

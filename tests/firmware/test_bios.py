@@ -11,7 +11,8 @@ import subprocess
 
 import pytest
 
-from aero.machine import Machine, MachineConfig
+from aero.config import MachineConfig
+from aero.machine import Machine
 from aero.firmware import bios as B
 from aero.firmware.bios import install_aero_bios, parse_rom, SVC_PORT
 from aero.firmware.bios_video import VBE_MODES
@@ -83,7 +84,7 @@ def make_iso(tmp_path, boot: bytes, data_text: bytes, media=0, load_count=4) -> 
 
 def machine(**kw):
     out = []
-    cfg = MachineConfig(serial_sinks=[out.append, None, None, None], **kw)
+    cfg = MachineConfig(bios=None, serial=out.append, **kw)
     m = Machine(cfg)
     bios = install_aero_bios(m)
     return m, bios, out
@@ -156,7 +157,7 @@ def test_rom_layout():
 
 
 def test_svc_port_is_free_on_the_machine():
-    m = Machine(MachineConfig())
+    m = Machine(MachineConfig(bios=None))
     assert SVC_PORT not in m.io.owner
     install_aero_bios(m)
     assert m.io.owner[SVC_PORT].name == "aero-bios"
@@ -338,7 +339,7 @@ def test_services_time_and_keyboard(tmp_path):
 
 
 def test_services_memory_and_rtc(tmp_path):
-    m, bios, w, ram = run_services(tmp_path, memory_mib=32)
+    m, bios, w, ram = run_services(tmp_path, memory=32)
     assert w(0xF08) == 639                           # INT 12h: 640 KiB minus the 1 KiB EBDA
     eq = w(0xF0A)
     assert eq & 1 and (eq >> 6) & 3 == 0 and (eq >> 4) & 3 == 2 and (eq >> 9) & 7 == 4
@@ -355,7 +356,7 @@ def test_services_memory_and_rtc(tmp_path):
 
 
 def test_e820_map(tmp_path):
-    m, bios, w, ram = run_services(tmp_path, memory_mib=32)
+    m, bios, w, ram = run_services(tmp_path, memory=32)
     n = w(0xF2A)
     ents = [struct.unpack_from("<QQII", ram, 0x1000 + 24 * i) for i in range(n)]
     assert ents[0][:3] == (0, 0x9FC00, 1)

@@ -35,7 +35,8 @@ from pathlib import Path
 import pytest
 
 from aero.firmware import multiboot as mb
-from aero.machine import Machine, MachineConfig
+from aero.config import MachineConfig
+from aero.machine import Machine
 
 GUESTS = Path(__file__).parent / "guests"
 KERNELS = ("mb_elf", "mb_aout")
@@ -67,7 +68,7 @@ def workdir(tmp_path, monkeypatch):
 def run_aero(kernel: str, memory_map=None, boot_device=None, prefill=None,
              cmdline=CMDLINE, modules=MODULES):
     out = bytearray()
-    m = Machine(MachineConfig(memory_mib=RAM >> 20, debugcon_sink=out.append))
+    m = Machine(MachineConfig(bios=None, memory=RAM >> 20, debugcon=out.append))
     if prefill is not None:
         m.bus.ram[:] = bytes([prefill]) * len(m.bus.ram)
     plan = mb.load(kernel, RAM, cmdline, modules, memory_map, boot_device)
@@ -389,7 +390,7 @@ def test_plan_unpacks_as_writes_and_state():
 
 def test_apply_sets_machine_state():
     img = elf32([(0x100000, 0x100000, b"\xF4" * 16, 16, 5)], entry=0x100004)
-    m = Machine(MachineConfig(memory_mib=32))
+    m = Machine(MachineConfig(bios=None, memory=32))
     m.bus.set_a20(False)
     plan = mb.load_image(img, "k", RAM)
     mb.apply(m.cpu, m.bus, plan)

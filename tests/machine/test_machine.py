@@ -8,7 +8,8 @@ import sys
 import pytest
 
 from aero.cli import main as aero_main
-from aero.machine import Machine, MachineConfig
+from aero.config import MachineConfig
+from aero.machine import Machine
 
 HERE = os.path.dirname(__file__)
 TIMER = os.path.join(HERE, "timer_irq.bin")
@@ -16,7 +17,7 @@ TIMER = os.path.join(HERE, "timer_irq.bin")
 
 def run_timer(max_instructions=None, split=None):
     out = []
-    m = Machine(MachineConfig(debugcon_sink=out.append))
+    m = Machine(MachineConfig(bios=None, debugcon=out.append))
     m.load_bios(open(TIMER, "rb").read())
     if split:
         r = m.run(max_instructions=split)
@@ -105,7 +106,7 @@ def test_event_scheduled_by_the_guest_fires_at_its_tick(capsys):
     # for the end of the run slice (500,000 ticks) this guest would take millions of ticks.
     guest = os.path.join(HERE, "thre_poll.bin")
     out = []
-    m = Machine(MachineConfig(serial_sinks=[out.append, None, None, None]))
+    m = Machine(MachineConfig(bios=None, serial=out.append))
     m.load_bios(open(guest, "rb").read())
     r = m.run(max_instructions=5_000_000)
     assert (r.status, r.exit_code) == ("debug-exit", 1)
@@ -126,7 +127,7 @@ def test_realtime_paces_virtual_time_without_changing_the_run():
     import time
     plain, r1, _ = run_timer()
     out = []
-    m = Machine(MachineConfig(debugcon_sink=out.append))
+    m = Machine(MachineConfig(bios=None, debugcon=out.append))
     m.load_bios(open(TIMER, "rb").read())
     t0 = time.monotonic()
     r2 = m.run(realtime=True)

@@ -1,0 +1,171 @@
+"""Building a machine from its configuration: ``build_machine(MachineConfig) -> Machine``.
+
+The one way machines are made (``aero run``, ``aero bench``, the scenarios, the TUI, the tests):
+the hardware (``Machine``), the firmware (the Aero BIOS, a ROM image, or a multiboot kernel
+started directly), host output sinks, and the input events the configuration asks for.  Every
+problem with the configuration or its files is a ``ConfigError`` with one readable line, raised
+before anything runs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from .config import FIRMWARE, ConfigError, MachineConfig
+from .firmware import multiboot
+from .firmware.bios import install_aero_bios
+from .inputs import schedule_keys, schedule_serial
+from .machine import Machine
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The built-in demo's boot sector (source: scenarios/demo/demo.asm in the checkout).
+DEMO = os.path.join(ROOT, "scenarios", "demo", "demo.bin")
+FLOPPY_144 = 1474560
+
+
+class FileSink:
+    """A byte sink writing to stdout or a file (opened at the first byte, flushed per line).
+    A host-side write error is reported once at ``close``; the guest never sees it."""
+
+    def __init__(self, target: str):
+        self.target = target
+        self.fh = None
+        self.broken = None
+
+    def __call__(self, byte: int) -> None:
+        if self.broken:
+            return
+        try:
+            if self.fh is None:
+                self.fh = sys.stdout.buffer if self.target == "stdio" else open(self.target, "wb")
+            self.fh.write(bytes((byte & 0xFF,)))
+            if byte == 10 or self.fh is sys.stdout.buffer:
+                self.fh.flush()
+        except OSError as e:
+            self.broken = e
+
+    def close(self) -> None:
+        try:
+            if self.fh is not None and self.fh is not sys.stdout.buffer:
+                self.fh.close()
+            elif self.fh is not None and not self.broken:
+                self.fh.flush()
+        except OSError as e:
+            self.broken = self.broken or e
+        if self.broken and not isinstance(self.broken, BrokenPipeError):
+            print(f"aero: output to {self.target} failed: {self.broken}", file=sys.stderr)
+
+
+def make_sink(spec, what: str):
+    """None / "none" (nowhere), "stdio", a file path (its directory must exist), or a callable."""
+    if spec is None or spec == "none":
+        return None
+    if callable(spec):
+        return spec
+    if not isinstance(spec, str):
+        raise ConfigError(f"{what}: expected stdio, none or a file path")
+    if spec != "stdio":
+        if os.path.isdir(spec):
+            raise ConfigError(f"{what}: {spec} is a directory")
+        d = os.path.dirname(os.path.abspath(spec))
+        if not os.path.isdir(d):
+            raise ConfigError(f"{what}: directory {d} does not exist")
+    return FileSink(spec)
+
+
+def read_file(path: str, what: str) -> bytes:
+    if not os.path.exists(path):
+        raise ConfigError(f"{what}: no such file: {path}")
+    if os.path.isdir(path):
+        raise ConfigError(f"{what}: {path} is a directory")
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise ConfigError(f"{what}: cannot read {path}: {e.strerror}") from None
+
+
+def demo_floppy() -> bytes:
+    """The built-in demo: its boot sector on a 1.44 MB floppy."""
+    if not os.path.exists(DEMO):
+        raise ConfigError(f"the built-in demo is missing ({DEMO}); install Aero from its "
+                          "checkout with 'pip install -e .'")
+    return read_file(DEMO, "the demo").ljust(FLOPPY_144, b"\0")
+
+
+def firmware_images(cfg: MachineConfig) -> tuple[bytes | None, bytes | None]:
+    """(BIOS ROM bytes, VGA BIOS bytes) for the configuration (None: the Aero BIOS / none)."""
+    bios = cfg.bios
+    vga_path = cfg.vgabios
+    rom = None
+    if cfg.kernel or bios is None or bios == "aero":
+        rom = None
+    elif isinstance(bios, (bytes, bytearray)):
+        rom = bytes(bios)
+    else:
+        path = bios
+        if bios in FIRMWARE:
+            path, default_vga, package = FIRMWARE[bios]
+            if not os.path.exists(path):
+                raise ConfigError(f"--bios {bios}: {path} is missing (apt-get install {package})")
+            if vga_path is None and os.path.exists(default_vga):
+                vga_path = default_vga
+        rom = read_file(path, "--bios")
+        if len(rom) not in (64 << 10, 128 << 10, 256 << 10):
+            raise ConfigError(f"--bios: {path} is {len(rom)} bytes; expected 64, 128 or 256 KiB")
+    vga = None
+    if vga_path:
+        vga = read_file(vga_path, "--vgabios")
+        if not 2048 <= len(vga) <= (256 << 10):
+            raise ConfigError(f"--vgabios: {vga_path} is {len(vga)} bytes; expected 2 KiB to "
+                              "256 KiB")
+    return rom, vga
+
+
+def build_machine(cfg: MachineConfig) -> Machine:
+    """A machine as ``cfg`` describes it, at its reset vector (or at the kernel's entry)."""
+    cfg.validate()
+    rom, vga_rom = firmware_images(cfg)
+    sinks = {name: make_sink(getattr(cfg, name), f"--{name.replace('_', '-')}")
+             for name in ("serial", "debugcon", "firmware_log")}
+    post = cfg.post_codes
+    if post is True:
+        post = _print_post_code
+    elif not callable(post):
+        post = None
+    serial_input = cfg.serial_input
+    if isinstance(serial_input, str):
+        serial_input = read_file(serial_input, "--serial-input")
+    bochs_layout = cfg.bios == "bochs"
+    try:
+        m = Machine(cfg, sinks=sinks, post_code=post,
+                    vga_rom=None if bochs_layout else vga_rom,
+                    fda_data=demo_floppy() if cfg.demo and not cfg.fda else None)
+        if cfg.kernel:
+            plan = multiboot.load(cfg.kernel, m.bus.ram_size, cfg.cmdline or "", cfg.module)
+            multiboot.apply(m.cpu, m.bus, plan)
+            for w in plan.warnings:
+                print(f"aero: {cfg.kernel}: {w}", file=sys.stderr)
+        elif cfg.bios == "aero":
+            m.devices.append(install_aero_bios(m))
+        elif rom is not None:
+            m.load_bios(rom)
+            if bochs_layout and vga_rom:
+                # The Bochs emulator's convention: the VGA BIOS sits in the option-ROM area at
+                # C0000h and the VGA has no ROM BAR (rombios32 would copy a ROM BAR to C0000h
+                # before enabling memory decoding, i.e. copy nothing over it).
+                m.bus.map_rom(0xC0000, vga_rom)
+        if cfg.keys:
+            schedule_keys(m, cfg.keys)
+        if serial_input:
+            schedule_serial(m, serial_input)
+    except ConfigError:
+        raise
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    return m
+
+
+def _print_post_code(v: int) -> None:
+    print(f"POST {v:02x}", file=sys.stderr)

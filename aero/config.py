@@ -1,0 +1,189 @@
+"""Machine configuration: everything a machine is built from, in one value.
+
+``aero run`` options, a ``--config`` TOML file, a scenario manifest's ``[machine]`` table, the
+benchmark and the TUI all end up as a ``MachineConfig``; ``aero.build.build_machine`` turns one
+into a running ``Machine``.  Settings are named as the ``aero run`` options are (``--no-reboot``
+is ``no_reboot``; in TOML ``no-reboot`` works too).
+
+Settings of a run rather than of the machine (``RUN_KEYS``: limits, pacing, what to print or
+save at the end) travel beside it as a plain dict.
+
+Every problem is a ``ConfigError`` (a ``ValueError``) with one readable line.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+
+DEFAULT_IPS = 20_000_000
+DEFAULT_RTC = _dt.datetime(2026, 1, 1, 12, 0, 0)
+MAX_MEMORY_MIB = 3584
+
+# --bios NAME: (image, VGA BIOS, Debian package providing them)
+FIRMWARE = {
+    "seabios": ("/usr/share/seabios/bios.bin", "/usr/share/seabios/vgabios-stdvga.bin",
+                "seabios"),
+    "bochs": ("/usr/share/bochs/BIOS-bochs-latest", "/usr/share/vgabios/vgabios-stdvga.bin",
+              "bochsbios vgabios"),
+}
+
+
+class ConfigError(ValueError):
+    """A bad setting or input file: one line, fit for `aero: ...` and exit status 2."""
+
+
+@dataclass
+class MachineConfig:
+    # firmware: "aero" (the built-in HLE BIOS), "seabios", "bochs", a ROM image path, the ROM
+    # bytes, or None (no firmware: the caller maps a ROM with Machine.load_bios)
+    bios: str | bytes | None = "aero"
+    vgabios: str | None = None          # a VGA BIOS image (default: the firmware's own)
+    # a multiboot kernel started directly instead of booting from a drive
+    kernel: str | None = None
+    cmdline: str | None = None
+    module: list = field(default_factory=list)      # "FILE[,ARGS]" each
+    # drives: image paths
+    fda: str | None = None
+    fdb: str | None = None
+    hda: str | None = None
+    hdb: str | None = None
+    cdrom: str | None = None
+    boot: str = "cad"                   # boot order, QEMU letters
+    writable: bool = False              # guest disk writes reach the image files
+    demo: bool = False                  # the built-in demo floppy in drive A:
+    # the machine
+    memory: int = 32                    # MiB
+    ips: int = DEFAULT_IPS              # guest instructions per virtual second
+    rtc: _dt.datetime = DEFAULT_RTC
+    no_reboot: bool = False             # a triple fault ends the run instead of resetting
+    debug_exit_port: int = 0x501
+    # host side: where output goes (None: nowhere, "stdio", a file path, or a callable(byte))
+    serial: object = None               # COM1
+    debugcon: object = None             # port 0xE9
+    firmware_log: object = None         # port 0x402
+    post_codes: object = False          # True: "POST xx" lines on stderr, or a callable(value)
+    # input, delivered through the machine's input queue at virtual times
+    keys: str | None = None             # --keys syntax (aero.inputs)
+    serial_input: str | bytes | None = None     # a file path, or the bytes, fed into COM1
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        if isinstance(self.rtc, str):
+            try:
+                self.rtc = _dt.datetime.fromisoformat(self.rtc)
+            except ValueError:
+                raise ConfigError(f"--rtc: not an ISO 8601 date/time: {self.rtc!r}") from None
+        if not isinstance(self.memory, int) or not 2 <= self.memory <= MAX_MEMORY_MIB:
+            raise ConfigError(f"--memory must be between 2 and {MAX_MEMORY_MIB} MiB "
+                              f"(got {self.memory})")
+        if not isinstance(self.ips, int) or self.ips <= 0:
+            raise ConfigError("--ips must be positive")
+        if not self.boot or any(c not in "acd" for c in self.boot):
+            raise ConfigError(f"--boot: {self.boot!r}: use the letters a (floppy), c (hard "
+                              "disk), d (CD-ROM)")
+        if self.kernel and self.bios not in (None, "aero"):
+            raise ConfigError("--kernel starts the kernel directly: give --kernel or --bios, "
+                              "not both")
+        if (self.cmdline is not None or self.module) and not self.kernel:
+            raise ConfigError("--cmdline and --module need --kernel")
+
+    # -- identity ----------------------------------------------------------------------------------
+    @property
+    def firmware_name(self) -> str:
+        b = self.bios
+        if self.kernel:
+            return "kernel"
+        if b is None:
+            return "none"
+        if isinstance(b, (bytes, bytearray)):
+            return "rom"
+        return b if b in ("aero", "seabios", "bochs") else "rom"
+
+    def settings(self) -> dict:
+        """The configuration as plain settings (what a TOML file would hold); callables and
+        bytes are left out."""
+        out = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if callable(v) or isinstance(v, (bytes, bytearray)):
+                continue
+            if isinstance(v, _dt.datetime):
+                v = v.isoformat()
+            out[f.name] = v
+        return out
+
+
+# Settings a --config file (or a scenario's [machine] table) may hold: name -> type.
+MACHINE_KEYS = {
+    "bios": str, "vgabios": str, "fda": str, "fdb": str, "hda": str, "hdb": str, "cdrom": str,
+    "boot": str, "memory": int, "kernel": str, "cmdline": str, "module": list, "serial": str,
+    "serial_input": str, "keys": str, "debugcon": str, "firmware_log": str, "post_codes": bool,
+    "ips": int, "rtc": str, "no_reboot": bool, "writable": bool,
+}
+RUN_KEYS = {
+    "realtime": bool, "max_instructions": int, "timeout": float, "screenshot": str,
+    "headless": bool, "state_hash": bool,
+}
+CONFIG_KEYS = {**MACHINE_KEYS, **RUN_KEYS}
+PATH_KEYS = ("bios", "vgabios", "fda", "fdb", "hda", "hdb", "cdrom", "kernel", "serial_input",
+             "screenshot")
+
+
+def check_settings(raw: dict, where: str, base_dir: str | None = None) -> dict:
+    """Check the names and types of settings read from a file (TOML); return them with names
+    normalised (``-`` to ``_``) and, given ``base_dir``, relative paths made relative to it."""
+    out = {}
+    for key, value in raw.items():
+        name = key.replace("-", "_")
+        typ = CONFIG_KEYS.get(name)
+        if typ is None:
+            raise ConfigError(f"{where}: unknown setting {key!r}")
+        if typ is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
+            raise ConfigError(f"{where}: {key} must be {typ.__name__}")
+        if base_dir is not None:
+            if name in PATH_KEYS and value not in ("aero", "seabios", "bochs"):
+                value = os.path.join(base_dir, value)
+            elif name == "module":
+                value = [os.path.join(base_dir, m) for m in value]
+        out[name] = value
+    return out
+
+
+def read_toml(path: str) -> dict:
+    """The settings in a --config file (paths relative to the file), checked."""
+    if not os.path.exists(path):
+        raise ConfigError(f"--config: no such file: {path}")
+    if os.path.isdir(path):
+        raise ConfigError(f"--config: {path} is a directory")
+    try:
+        with open(path, "rb") as f:
+            raw = tomllib.loads(f.read().decode("utf-8"))
+    except OSError as e:
+        raise ConfigError(f"--config: cannot read {path}: {e.strerror}") from None
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"--config: {path}: {e}") from None
+    return check_settings(raw, f"--config: {path}", os.path.dirname(os.path.abspath(path)))
+
+
+def split_settings(settings: dict) -> tuple[MachineConfig, dict]:
+    """Settings (names as MACHINE_KEYS / RUN_KEYS; None means not given) -> the machine
+    configuration and the run settings.  With no firmware, kernel or drive given, the machine
+    boots the built-in demo."""
+    given = {k: v for k, v in settings.items() if v is not None and v is not False}
+    run = {k: given.pop(k) for k in list(given) if k in RUN_KEYS}
+    unknown = [k for k in given if k not in MACHINE_KEYS]
+    if unknown:
+        raise ConfigError(f"unknown setting {unknown[0]!r}")
+    if not any(given.get(k) for k in ("bios", "kernel", "fda", "fdb", "hda", "hdb", "cdrom")):
+        given["demo"] = True
+        given.setdefault("boot", "a")
+    if "module" in given:
+        given["module"] = list(given["module"])
+    return MachineConfig(**given), run
