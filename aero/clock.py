@@ -8,12 +8,18 @@ rate (``ips``).  Nothing from the host reaches this clock.
 
 Events are callbacks scheduled at a tick; ties fire in scheduling order, so two runs with the same
 inputs fire the same events in the same order.
+
+State (``get_state`` / ``set_state``): callbacks are not data, so a snapshot keeps each pending
+event's tick, sequence number and name, and every device re-creates its own events from its own
+state when restored.  ``set_state`` then gives the re-created events their saved sequence
+numbers (matching them by name and tick: ties keep firing in the saved order) and checks that
+exactly the saved events came back.  Event names must therefore be unique among pending events
+that share a tick.
 """
 
 from __future__ import annotations
 
 import heapq
-import itertools
 
 NS = 1_000_000_000
 
@@ -42,7 +48,7 @@ class Clock:
         self.cpu = cpu
         self.ips = ips
         self._heap: list[Event] = []
-        self._seq = itertools.count()
+        self._seq = 0
 
     # -- time ----------------------------------------------------------------------------------
     def now(self) -> int:
@@ -65,7 +71,8 @@ class Clock:
     # -- events --------------------------------------------------------------------------------
     def schedule(self, when: int, callback, name: str = "") -> Event:
         """Call ``callback()`` once virtual time reaches ``when`` (ticks)."""
-        ev = Event(when, next(self._seq), callback, name)
+        ev = Event(when, self._seq, callback, name)
+        self._seq += 1
         heapq.heappush(self._heap, ev)
         # An event scheduled while the CPU runs (a guest's OUT started a timer) must not wait
         # for the end of the current run: pull the run's end in to the event's tick.
@@ -97,3 +104,38 @@ class Clock:
     def pending(self):
         """The scheduled events, soonest first (for inspection)."""
         return sorted(e for e in self._heap if not e.cancelled)
+
+    # -- state ---------------------------------------------------------------------------------
+    def clear(self) -> None:
+        """Drop every pending event (before the devices of a machine being restored reschedule
+        theirs)."""
+        for e in self._heap:
+            e.cancelled = True
+        self._heap = []
+
+    def get_state(self) -> dict:
+        return {"version": 1, "seq": self._seq,
+                "events": [[e.when, e.seq, e.name] for e in self.pending()]}
+
+    def set_state(self, st: dict) -> None:
+        """Give the events the restored devices scheduled their saved sequence numbers; a
+        ValueError if they are not exactly the saved ones."""
+        if st.get("version") != 1:
+            raise ValueError("unsupported clock state version")
+        saved: dict[tuple, list] = {}
+        for when, seq, name in st["events"]:
+            saved.setdefault((name, when), []).append(seq)
+        live = self.pending()
+        for e in live:
+            seqs = saved.get((e.name, e.when))
+            if not seqs:
+                raise ValueError(f"restored devices scheduled {e.name!r} at tick {e.when}, "
+                                 "which the snapshot does not have")
+            e.seq = seqs.pop(0)
+        missing = [(n, w) for (n, w), seqs in saved.items() if seqs]
+        if missing:
+            n, w = missing[0]
+            raise ValueError(f"the snapshot's event {n!r} at tick {w} was not re-created")
+        self._heap = live
+        heapq.heapify(self._heap)
+        self._seq = st["seq"]

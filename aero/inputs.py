@@ -1,4 +1,10 @@
-"""Host input as deterministic events: the `--keys` text syntax and serial input.
+"""Host input as deterministic events: typed input events, the machine's input queue, the
+`--keys` text syntax and serial input.
+
+Nothing from the host reaches the guest except through ``InputQueue.post(tick, event)``: an event
+(``KeyInput``, ``MouseInput``, ``SerialInput``) takes effect at virtual tick ``tick``, so the same
+events give the same run.  Pending events are plain data: they are part of the machine's state
+(``Machine.get_state``) and can be recorded and replayed.
 
 ``--keys TEXT`` types into the PS/2 keyboard.  Plain characters are typed as on a US keyboard
 (Shift is pressed for capitals and symbols).  Inside braces:
@@ -18,6 +24,7 @@ same run.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from .devices.ps2 import key_name, keys_for_char
 
@@ -87,28 +94,127 @@ def _token(tok: str, pos: int):
     return ("press", names)
 
 
+@dataclass(frozen=True, slots=True)
+class KeyInput:
+    """A key going down or up on the PS/2 keyboard (``aero.devices.ps2`` key names)."""
+    key: str
+    down: bool
+
+    def apply(self, machine) -> None:
+        machine.kbc.key(self.key, self.down)
+
+
+@dataclass(frozen=True, slots=True)
+class MouseInput:
+    """PS/2 mouse motion (dx right, dy up, dz wheel) and buttons (bit 0 left, 1 right, 2
+    middle; None: unchanged)."""
+    dx: int = 0
+    dy: int = 0
+    dz: int = 0
+    buttons: int | None = None
+
+    def apply(self, machine) -> None:
+        machine.kbc.mouse_event(self.dx, self.dy, self.dz, self.buttons)
+
+
+@dataclass(frozen=True, slots=True)
+class SerialInput:
+    """Bytes arriving on a UART's receive line (port 0 = COM1); the UART paces them at its
+    line rate."""
+    data: bytes
+    port: int = 0
+
+    def apply(self, machine) -> None:
+        machine.uarts[self.port].feed(self.data)
+
+
+EVENT_TYPES = {"key": KeyInput, "mouse": MouseInput, "serial": SerialInput}
+_KIND_OF = {v: k for k, v in EVENT_TYPES.items()}
+
+
+def event_to_data(ev) -> list:
+    kind = _KIND_OF[type(ev)]
+    if kind == "key":
+        return [kind, ev.key, ev.down]
+    if kind == "mouse":
+        return [kind, ev.dx, ev.dy, ev.dz, ev.buttons]
+    return [kind, bytes(ev.data), ev.port]
+
+
+def event_from_data(data: list):
+    kind, *fields = data
+    if kind not in EVENT_TYPES:
+        raise ValueError(f"unknown input event kind {kind!r}")
+    return EVENT_TYPES[kind](*fields)
+
+
+class InputQueue:
+    """The machine's input queue: events stamped with the tick they take effect at."""
+
+    def __init__(self, machine):
+        self.machine = machine
+        self.pending: dict[int, tuple] = {}         # number -> (tick, event, clock event)
+        self.count = 0                              # events posted so far (numbers them)
+        self.listeners = []                         # callables(tick, event) (recorders)
+
+    def post(self, tick: int, event) -> int:
+        """``event`` takes effect at virtual tick ``tick`` (never earlier than now)."""
+        if type(event) not in _KIND_OF:
+            raise TypeError(f"not an input event: {event!r}")
+        clock = self.machine.clock
+        tick = max(tick, clock.now())
+        n = self.count
+        self.count += 1
+        ev = clock.schedule(tick, lambda: self._fire(n), f"input#{n}")
+        self.pending[n] = (tick, event, ev)
+        for fn in self.listeners:
+            fn(tick, event)
+        return n
+
+    def _fire(self, n: int) -> None:
+        _, event, _ = self.pending.pop(n)
+        event.apply(self.machine)
+
+    def get_state(self) -> dict:
+        return {"version": 1, "count": self.count,
+                "pending": [[n, tick, event_to_data(ev)]
+                            for n, (tick, ev, _) in sorted(self.pending.items())]}
+
+    def set_state(self, st: dict) -> None:
+        if st.get("version") != 1:
+            raise ValueError("unsupported input queue state version")
+        for _, _, ev in self.pending.values():
+            ev.cancel()
+        self.pending = {}
+        clock = self.machine.clock
+        for n, tick, data in st["pending"]:
+            event = event_from_data(data)
+            ev = clock.schedule(tick, lambda n=n: self._fire(n), f"input#{n}")
+            self.pending[n] = (tick, event, ev)
+        self.count = st["count"]
+
+
 def schedule_keys(machine, text: str, start_ns: int = DEFAULT_START_NS) -> int:
-    """Put the key events of ``text`` into the machine's input queue; return the tick after the
+    """Post the key events of ``text`` to the machine's input queue; return the tick after the
     last one."""
     clock = machine.clock
     t = clock.now() + clock.ticks_for_ns(start_ns)
     hold, gap = clock.ticks_for_ns(HOLD_NS), clock.ticks_for_ns(GAP_NS)
-    kbc = machine.kbc
+    post = machine.inputs.post
     for kind, what in parse_keys(text):
         if kind == "wait":
             t += clock.ticks_for_ns(what)
             continue
         for name in what:                                   # modifiers first, then the key
-            machine.schedule_input(t, lambda n=name: kbc.key(n, True), f"key {name} down")
+            post(t, KeyInput(name, True))
         t += hold
         for name in reversed(what):
-            machine.schedule_input(t, lambda n=name: kbc.key(n, False), f"key {name} up")
+            post(t, KeyInput(name, False))
         t += gap
     return t
 
 
 def schedule_serial(machine, data: bytes, port: int = 0, start_ns: int = DEFAULT_START_NS):
     """Feed bytes into a UART's receive side (it paces them at the line rate)."""
-    uart = machine.uarts[port]
-    machine.schedule_input(machine.clock.now() + machine.clock.ticks_for_ns(start_ns),
-                           lambda: uart.feed(data), f"serial input {len(data)} bytes")
+    machine.inputs.post(machine.clock.now() + machine.clock.ticks_for_ns(start_ns),
+                        SerialInput(bytes(data), port))

@@ -5,9 +5,14 @@ the BIOS in E0000-FFFFF (the last 128 KiB of the image) and the whole image at t
 
 Time: one tick per retired instruction (``aero.clock``).  The run loop executes the CPU up to the
 next device event, fires due events, and while the CPU is halted skips straight to the next event
-(accounting the skipped ticks as idle time).  Host input reaches the guest only through
-``schedule_input`` (stamped with the tick at which it takes effect), so two runs with the same
-inputs end in the same state hash.
+(accounting the skipped ticks as idle time).  Host input reaches the guest only through the
+input queue (``machine.inputs``, ``aero.inputs``: typed events stamped with the tick at which
+they take effect), so two runs with the same inputs end in the same state hash.
+
+State: ``get_state`` / ``set_state`` cover the whole machine (CPU and TLB, RAM and VRAM, shadow
+RAM, every device, the clock's pending events, pending input, disk overlays); memory travels as
+shared immutable pages (``aero.mem.pages``), so a snapshot copies only what changed since the
+previous one.  ``state_hash`` digests the same state.
 
 Run outcomes (``RunResult.status``) and the `aero run` exit statuses they map to:
 
@@ -44,7 +49,7 @@ from .config import MachineConfig
 from .cpu.cpu import CPU
 from .faults import EmulatorError
 from .cpu import flags as F
-from .cpu.state import get_state as cpu_state
+from .cpu.state import get_state as cpu_state, set_state as cpu_set_state
 from .devices.base import IOBus, IRQLines
 from .devices.atapi import ATAPICDROM
 from .devices.disk import DiskImage
@@ -64,8 +69,11 @@ from .devices.vga_pci import VGAPCI
 from .firmware.acpi import build_tables
 from .firmware.qemu_loader import table_loader_files
 from .hooks import Hooks
+from .inputs import InputQueue
 from .mem.bus import Bus, UNMAPPED
+from .mem.pages import PageMirror
 
+STATE_VERSION = 1
 SLICE = 500_000                     # longest CPU run between host checks (ticks)
 LOW_ALIAS = 128 << 10
 
@@ -116,6 +124,8 @@ class Machine:
         ram = cfg.memory << 20
         self.bus = Bus(ram)
         self.bus.set_kind(0xA0000, 0x60000, UNMAPPED)      # VGA window, option ROMs, BIOS
+        self.bus.track_dirty()                             # for snapshots: see get_state
+        self._ram_mirror = PageMirror(self.bus.ram)
         self.cpu = cpu = CPU(self.bus)
         self.clock = Clock(cpu, cfg.ips)
         self.io = IOBus()
@@ -155,6 +165,7 @@ class Machine:
         self.reset_control = ResetControl(lambda hard: self.request_reset())
         self.reset_control.register(self.io)
         self.vga = VGA(self.clock, rom=vga_rom)
+        self._vram_mirror = PageMirror(self.vga.vram)
         self.vga.register(self.io)
         self.vga.map_legacy(self.bus)
         self._attach_storage(cfg, fda_data)
@@ -181,6 +192,7 @@ class Machine:
         self._user_stop = False
         cpu.on_shutdown = self._on_shutdown
         self.hooks = Hooks(self)
+        self.inputs = InputQueue(self)
 
     def _attach_storage(self, cfg: MachineConfig, fda_data: bytes | None) -> None:
         """Floppy drives A/B, IDE primary (hard disks) and secondary (CD-ROM); CMOS to match.
@@ -267,13 +279,6 @@ class Machine:
         self.bus.set_a20(True)
         for d in self.devices:
             d.reset()
-
-    # ------------------------------------------------------------------------------------------
-    # Host input
-    # ------------------------------------------------------------------------------------------
-    def schedule_input(self, tick: int, action, name: str = "input") -> None:
-        """Host input takes effect at virtual tick ``tick`` (never earlier than now)."""
-        self.clock.schedule(max(tick, self.clock.now()), action, name)
 
     # ------------------------------------------------------------------------------------------
     # Running
@@ -373,15 +378,99 @@ class Machine:
     # ------------------------------------------------------------------------------------------
     # State
     # ------------------------------------------------------------------------------------------
+    def _keyed_devices(self):
+        return [(f"{d.name}{i}", d) for i, d in enumerate(self.devices)]
+
     def device_states(self) -> dict:
-        return {f"{d.name}{i}": d.get_state() for i, d in enumerate(self.devices)}
+        return {k: (d.get_state(vram=False) if d is self.vga else d.get_state())
+                for k, d in self._keyed_devices()}
+
+    def get_state(self) -> dict:
+        """The whole machine between two instructions, as plain data (``set_state`` takes it
+        back).  RAM and VRAM are tuples of 4 KiB pages shared with earlier snapshots; the rest
+        is small.  Taking a snapshot starts a new dirty-tracking interval."""
+        cpu = self.cpu
+        if cpu.cur_block is not None:
+            raise RuntimeError("get_state inside an instruction")
+        st = {
+            "version": STATE_VERSION,
+            "cpu": cpu_state(cpu),
+            "ram": self._ram_mirror.snapshot(self.bus.dirty),
+            "vram": self._vram_mirror.snapshot(self.vga.vram_dirty),
+            "a20": self.bus.a20,
+            "devices": self.device_states(),
+            "irq": list(self.irq.level),
+            "clock": self.clock.get_state(),
+            "inputs": self.inputs.get_state(),
+            "machine": {"exit_status": self.exit_status, "result_status": self.result_status,
+                        "reset_pending": self._reset_pending, "resets": self.resets},
+        }
+        self._sync_memory()
+        return st
+
+    def set_state(self, st: dict) -> None:
+        """Put the machine in the state ``get_state`` returned (of this machine or of one built
+        from the same configuration).  A ValueError if it does not fit; the machine is then
+        in no defined state and should be restored again or discarded."""
+        if st.get("version") != STATE_VERSION:
+            raise ValueError(f"machine state version {st.get('version')!r}, expected "
+                             f"{STATE_VERSION}")
+        keyed = self._keyed_devices()
+        if [k for k, _ in keyed] != list(st["devices"]):
+            raise ValueError("the state is of a machine with other devices")
+        cpu = self.cpu
+        self.clock.clear()
+        # devices re-derive interrupt lines as they are restored: let nothing through until
+        # the lines themselves are restored, and the interrupt controller last
+        sink, self.irq.sink = self.irq.sink, None
+        try:
+            self.bus.set_a20(st["a20"])
+            cpu_set_state(cpu, st["cpu"])
+            pic = None
+            for key, d in keyed:
+                if d is self.pic:
+                    pic = key
+                    continue
+                d.set_state(st["devices"][key])
+            self.irq.level[:] = st["irq"]
+        finally:
+            self.irq.sink = sink
+        self.pic.set_state(st["devices"][pic])
+        # memory last: restoring the chipset's PAM registers moves bytes between RAM and the
+        # shadow copies; the saved RAM is what the guest saw
+        self._ram_mirror.restore(st["ram"], self.bus.dirty)
+        self._vram_mirror.restore(st["vram"], self.vga.vram_dirty)
+        cpu.cache.flush()
+        self.inputs.set_state(st["inputs"])
+        self.clock.set_state(st["clock"])
+        ms = st["machine"]
+        self.exit_status = ms["exit_status"]
+        self.result_status = ms["result_status"]
+        self._reset_pending = ms["reset_pending"]
+        self.resets = ms["resets"]
+        self._sync_memory()
+
+    def _sync_memory(self) -> None:
+        self.bus.track_dirty()
+        self.vga.vram_dirty.clear()
 
     def state_hash(self) -> str:
-        """SHA-256 over CPU, RAM, device states, IRQ line levels and virtual time.  Host file
-        names (a disk image's path) are not guest state and are left out."""
+        """SHA-256 over the machine state: CPU (and TLB), device states, interrupt lines,
+        virtual time, the A20 gate, pending events and input, RAM and VRAM.  Host file names
+        (a disk image's path) are not guest state and are left out; raw bytes inside device
+        states enter as their own digests."""
         h = hashlib.sha256()
         st = {"cpu": cpu_state(self.cpu), "devices": _without_host_names(self.device_states()),
-              "irq": self.irq.level, "now": self.clock.now(), "a20": self.bus.a20}
-        h.update(json.dumps(st, sort_keys=True, separators=(",", ":"), default=repr).encode())
+              "irq": self.irq.level, "now": self.clock.now(), "a20": self.bus.a20,
+              "events": [[e.when, e.name] for e in self.clock.pending()],
+              "inputs": self.inputs.get_state()}
+        h.update(json.dumps(st, sort_keys=True, separators=(",", ":"), default=_blob).encode())
         h.update(self.bus.ram)
+        h.update(self.vga.vram)
         return h.hexdigest()
+
+
+def _blob(v):
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return "sha256:" + hashlib.sha256(v).hexdigest()
+    return repr(v)

@@ -20,6 +20,7 @@ Floppy formats (IBM PC diskette formats; size -> cylinders, heads, sectors per t
 
 from __future__ import annotations
 
+import hashlib
 import os
 
 from .base import Device
@@ -75,7 +76,7 @@ class DiskImage(Device):
     write-through when ``writable``)."""
 
     name = "disk"
-    STATE_VERSION = 1
+    STATE_VERSION = 2
 
     def __init__(self, path: str | None = None, sector_size: int = 512, writable: bool = False,
                  data: bytes | None = None, kind: str = "disk", label: str | None = None):
@@ -113,6 +114,7 @@ class DiskImage(Device):
         self.size = size
         self.sectors = size // sector_size
         self.overlay: dict[int, bytes] = {}
+        self._base_hash = None
         self.reads = 0                  # sectors read / written by the guest (statistics)
         self.writes = 0
 
@@ -236,9 +238,11 @@ class DiskImage(Device):
         return out
 
     def get_state(self) -> dict:
+        """The overlay travels as raw sectors; the dict is a copy, the sectors (immutable
+        bytes) are shared with the image, so a snapshot costs one entry per written sector."""
         return {"version": self.STATE_VERSION, "label": self.label, "size": self.size,
                 "sector_size": self.sector_size, "writable": self.writable,
-                "overlay": {str(k): v.hex() for k, v in sorted(self.overlay.items())},
+                "overlay": dict(sorted(self.overlay.items())),
                 "reads": self.reads, "writes": self.writes}
 
     def set_state(self, st: dict) -> None:
@@ -246,6 +250,18 @@ class DiskImage(Device):
         if st["size"] != self.size or st["sector_size"] != self.sector_size:
             raise ValueError(f"{self.label}: snapshot is of a {st['size']}-byte image "
                              f"({st['label']}), this one has {self.size} bytes")
-        self.overlay = {int(k): bytes.fromhex(v) for k, v in st["overlay"].items()}
+        self.overlay = {int(k): bytes(v) for k, v in st["overlay"].items()}
         self.reads = st["reads"]
         self.writes = st["writes"]
+
+    def base_hash(self) -> str:
+        """SHA-256 of the image file (the base, without the overlay): what a saved state
+        records to recognise the image.  Computed once (the base never changes under Aero unless
+        the machine is writable, and then it is read again)."""
+        if self._base_hash is None or self.writable:
+            h = hashlib.sha256()
+            step = max(1, (1 << 20) // self.sector_size)
+            for lba in range(0, self.sectors, step):
+                h.update(self._base_read(lba, min(step, self.sectors - lba)))
+            self._base_hash = h.hexdigest()
+        return self._base_hash

@@ -385,9 +385,14 @@ class PCIIRQRouter:
             self._update()
 
     def set_fixed(self, name: str, irq: int, level: bool) -> None:
-        """A source hard-wired to an ISA IRQ (the PIIX4 SCI on IRQ 9)."""
-        if self.fixed.get(name) != (irq, bool(level)):
-            self.fixed[name] = (irq, bool(level))
+        """A source hard-wired to an ISA IRQ (the PIIX4 SCI on IRQ 9).  Only asserted sources
+        are kept, so the state does not depend on who said "not asserted" first."""
+        want = (irq, True) if level else None
+        if self.fixed.get(name) != want:
+            if level:
+                self.fixed[name] = want
+            else:
+                self.fixed.pop(name, None)
             self._update()
 
     def asserted(self) -> set[int]:
@@ -423,7 +428,7 @@ class PCIBus(Device):
     reset control register."""
 
     name = "pci"
-    STATE_VERSION = 1
+    STATE_VERSION = 2
 
     def __init__(self, irq=None):
         self.functions: dict[tuple[int, int], PCIFunction] = {}
@@ -499,16 +504,18 @@ class PCIBus(Device):
     # -- INTx -----------------------------------------------------------------------------------
     def set_intx(self, function: PCIFunction, level: bool) -> None:
         key = (function.slot, function.func)
-        self.intx[key] = bool(level)
+        if level:
+            self.intx[key] = True
+        else:
+            self.intx.pop(key, None)        # only asserted pins are kept: one state, any order
         self._update_pirqs()
 
     def _update_pirqs(self) -> None:
         levels = [False] * 4
-        for (slot, fn), lv in self.intx.items():
-            if lv:
-                pin = self.functions[(slot, fn)].config[INTERRUPT_PIN]
-                if pin:
-                    levels[pirq_of(slot, pin)] = True
+        for slot, fn in self.intx:
+            pin = self.functions[(slot, fn)].config[INTERRUPT_PIN]
+            if pin:
+                levels[pirq_of(slot, pin)] = True
         for n in range(4):
             self.router.set_pirq(n, levels[n])
 
@@ -538,13 +545,13 @@ class PCIBus(Device):
     def get_state(self) -> dict:
         """The bus's own state; each function saves its configuration space itself."""
         return {"version": self.STATE_VERSION, "CONFIG_ADDRESS": self.CONFIG_ADDRESS,
-                "intx": [[s, f, lv] for (s, f), lv in sorted(self.intx.items())],
+                "intx": [[s, f] for s, f in sorted(self.intx)],
                 "router": self.router.get_state(),
                 "counts": [self.config_reads, self.config_writes]}
 
     def set_state(self, st: dict) -> None:
         self.check_version(st)
         self.CONFIG_ADDRESS = st["CONFIG_ADDRESS"]
-        self.intx = {(s, f): lv for s, f, lv in st["intx"]}
+        self.intx = {(s, f): True for s, f in st["intx"]}
         self.router.set_state(st["router"])
         self.config_reads, self.config_writes = st["counts"]

@@ -116,6 +116,7 @@ class PIIXIDE(PCIFunction):
         self._bme = None
         super().__init__()
         self.add_bar(4, self.BMIBA_SIZE, BAR_IO)
+        self._tell_bme()                    # PCICMD.BME is 0 at power-on: no bus mastering yet
 
     def init_config(self) -> None:
         # IDETIM (40h-43h) and SIDETIM (44h) reset to 0; the rest of 40h-FFh is stored.

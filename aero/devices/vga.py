@@ -55,7 +55,6 @@ interrupt (Input Status 0 reads 0, as in QEMU); VBE 4 bpp planar modes on the di
 from __future__ import annotations
 
 import struct
-import zlib
 
 from .base import Device
 
@@ -105,11 +104,12 @@ WINDOWS = ((0xA0000, 0x20000), (0xA0000, 0x10000), (0xB0000, 0x8000), (0xB8000, 
 class _LFB:
     """The linear framebuffer as an MMIO handler: bytes straight in and out of ``vram``."""
 
-    __slots__ = ("vram", "base")
+    __slots__ = ("vram", "base", "dirty")
 
-    def __init__(self, vram, base):
+    def __init__(self, vram, base, dirty):
         self.vram = vram
         self.base = base
+        self.dirty = dirty
 
     def mmio_read(self, addr, size):
         o = addr - self.base
@@ -121,6 +121,8 @@ class _LFB:
 
     def mmio_write(self, addr, size, value):
         o = addr - self.base
+        self.dirty.add(o >> 12)
+        self.dirty.add((o + size - 1) >> 12)
         if size == 1:
             self.vram[o] = value & 0xFF
         elif size == 4:
@@ -169,7 +171,7 @@ class VGA(Device):
     """Bochs/QEMU standard VGA."""
 
     name = "vga"
-    STATE_VERSION = 1
+    STATE_VERSION = 2
 
     # PCI identity (the PCI bus helper builds configuration space from these)
     PCI_VENDOR_ID = 0x1234
@@ -188,7 +190,8 @@ class VGA(Device):
         self.clock = clock
         self.rom = rom                   # expansion ROM bytes (the VGA BIOS), set by the machine
         self.vram = bytearray(VRAM_SIZE)
-        self.lfb = _LFB(self.vram, 0)
+        self.vram_dirty: set[int] = set()     # VRAM pages written (snapshots; Machine.get_state)
+        self.lfb = _LFB(self.vram, 0, self.vram_dirty)
         self.mmio_bar = _MMIOBar(self, 0)
         self._lfb_bus = None
         self._bar2_bus = None
@@ -586,8 +589,10 @@ class VGA(Device):
             if fast and 0 <= off < self._win_size:
                 if fast == 0x10:                          # odd/even, planes 0/1
                     self.vram[((off & 0xFFFE) << 2) | (off & 1)] = value & 0xFF
+                    self.vram_dirty.add(off >> 10)
                 elif fast >> (off & 3) & 1:               # chain-4
                     self.vram[((off & 0xFFFC) << 2) | (off & 3)] = value & 0xFF
+                    self.vram_dirty.add(off >> 10)
                 return
             self.mem_writeb(addr, value & 0xFF)
         elif size == 2:
@@ -631,18 +636,22 @@ class VGA(Device):
             if self._plain:
                 if planes:
                     self.vram[(o << 2) | (off & 3)] = val
+                    self.vram_dirty.add(o >> 10)
                 return
         elif dec == 2:                                    # odd/even
             planes = mm & (0x0A if off & 1 else 0x05)
             o = off & 0xFFFE
             if self._plain and (planes == 1 or planes == 2):
                 self.vram[(o << 2) | (off & 1)] = val
+                self.vram_dirty.add(o >> 10)
                 return
         elif dec == 3:
             planes = mm
             o = off & 0xFFFF
         else:                                             # VBE bank
-            self.vram[(self.bank_offset + off) % VRAM_SIZE] = val
+            a = (self.bank_offset + off) % VRAM_SIZE
+            self.vram[a] = val
+            self.vram_dirty.add(a >> 12)
             return
         if not planes:
             return
@@ -679,6 +688,7 @@ class VGA(Device):
             v = ((v & bm) | (latch & ~bm)) & 0xFFFFFFFF
         vram = self.vram
         o <<= 2
+        self.vram_dirty.add(o >> 12)
         if planes == 0x0F:
             _U32.pack_into(vram, o, v)
         else:
@@ -694,6 +704,7 @@ class VGA(Device):
             o = off << 2
             self.vram[o] = val & 0xFF
             self.vram[o + 1] = (val >> 8) & 0xFF
+            self.vram_dirty.add(o >> 12)
             return
         self.mem_writeb(addr, val & 0xFF)
         self.mem_writeb(addr + 1, (val >> 8) & 0xFF)
@@ -799,8 +810,9 @@ class VGA(Device):
                 r[VBE_DISPI_INDEX_Y_OFFSET] = 0
                 self._vbe_fixup()
                 if not value & VBE_DISPI_NOCLEARMEM:
-                    n = r[VBE_DISPI_INDEX_YRES] * self.vbe_line_offset
-                    self.vram[:min(n, VRAM_SIZE)] = bytes(min(n, VRAM_SIZE))
+                    n = min(r[VBE_DISPI_INDEX_YRES] * self.vbe_line_offset, VRAM_SIZE)
+                    self.vram[:n] = bytes(n)
+                    self.vram_dirty.update(range((n + 0xFFF) >> 12))
                 # the VGA side follows: graphics mode, A0000 64 KiB window, chain-4
                 self.GR[6] = (self.GR[6] & ~0x0C) | 0x05
                 self.GR[5] = (self.GR[5] & ~0x70) | 0x40
@@ -900,13 +912,20 @@ class VGA(Device):
                "latch", "PEL_mask", "DAC_read_index", "DAC_write_index", "DAC_sub",
                "DAC_state", "vbe_index", "vbe_line_offset", "vbe_start", "bank_offset")
 
-    def get_state(self) -> dict:
+    def vram_written(self, lo: int, hi: int) -> None:
+        """VRAM bytes [lo, hi) were changed directly (the Aero BIOS's video services): record the
+        pages for snapshots."""
+        self.vram_dirty.update(range(lo >> 12, ((hi - 1) >> 12) + 1))
+
+    def get_state(self, vram: bool = True) -> dict:
+        """The registers and (``vram``) the video memory as raw bytes.  The machine saves VRAM
+        itself, page by page (``Machine.get_state``), and asks for ``vram=False``."""
         st = {k: getattr(self, k) for k in self._FIELDS}
-        used = bytes(self.vram).rstrip(b"\0")
         st.update(version=self.STATE_VERSION, SR=list(self.SR), CR=list(self.CR),
                   GR=list(self.GR), AR=list(self.AR), DAC=self.DAC.hex(),
-                  DAC_cache=list(self.DAC_cache), vbe=list(self.vbe),
-                  vram_len=len(used), vram_z=zlib.compress(used, 1).hex())
+                  DAC_cache=list(self.DAC_cache), vbe=list(self.vbe))
+        if vram:
+            st["vram"] = bytes(self.vram)
         return st
 
     def set_state(self, st: dict) -> None:
@@ -920,10 +939,9 @@ class VGA(Device):
         self.DAC[:] = bytes.fromhex(st["DAC"])
         self.DAC_cache = list(st["DAC_cache"])
         self.vbe = list(st["vbe"])
-        used = zlib.decompress(bytes.fromhex(st["vram_z"]))
-        n = st["vram_len"]
-        self.vram[:n] = used
-        self.vram[n:] = bytes(VRAM_SIZE - n)
+        if "vram" in st:
+            self.vram[:] = st["vram"]
+            self.vram_dirty.update(range(VRAM_SIZE >> 12))
         self._update_decode()
 
 

@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 from ..cpu import flags as F
 from ..devices.base import Device
 from .acpi import build_tables
-from .bios_disk import DiskServices
+from .bios_disk import DiskServices, Drive
 from .bios_video import VideoServices
 from .smbios import build_smbios
 
@@ -169,7 +169,7 @@ KEYPAD_CTRL = {0x47: 0x7700, 0x48: 0x8D00, 0x49: 0x8400, 0x4B: 0x7300, 0x4C: 0x8
 
 class AeroBIOS(VideoServices, DiskServices, Device):
     name = "aero-bios"
-    STATE_VERSION = 1
+    STATE_VERSION = 2
 
     def __init__(self, machine, rom: bytes):
         self.m = machine
@@ -217,16 +217,27 @@ class AeroBIOS(VideoServices, DiskServices, Device):
                 "VBE mode": f"{self.vbe_mode:#x}" if self.vbe_mode else "-"}
 
     def get_state(self) -> dict:
+        images, fdds = self.m.images, self.m.fdc.drives
+        drives = [[n, d.kind, images.index(d.image), d.cyls, d.heads, d.spt, d.sector_size,
+                   d.offset, d.count, d.wp,
+                   None if d.fdc_drive is None else fdds.index(d.fdc_drive)]
+                  for n, d in sorted(self.drives.items())]
         return {"version": self.STATE_VERSION, "boot_drive": self.boot_drive,
                 "vbe_mode": self.vbe_mode,
                 "waiting": sorted([k, c.vector, c.function, c.tick, c.deadline]
                                   for k, c in self._pending.items()),
-                "disk_status": dict(self.disk_status), "cd_boot": self.cd_boot}
+                "disk_status": dict(self.disk_status), "cd_boot": self.cd_boot,
+                "drives": drives, "acpi": list(self.acpi) if self.acpi else None}
 
     def set_state(self, st: dict) -> None:
         self.check_version(st)
         self.boot_drive = st["boot_drive"]
         self.vbe_mode = st["vbe_mode"]
+        images, fdds = self.m.images, self.m.fdc.drives
+        self.drives = {n: Drive(kind, images[i], c, h, s, sector_size=ss, offset=off, count=cnt,
+                                wp=wp, fdc_drive=None if fdc is None else fdds[fdc])
+                       for n, kind, i, c, h, s, ss, off, cnt, wp, fdc in st["drives"]}
+        self.acpi = tuple(st["acpi"]) if st["acpi"] else None
         self._pending = {}
         for k, vector, function, tick, deadline in st["waiting"]:
             call = self._pending[k] = BIOSCall(vector, function, {}, tick=tick,
@@ -415,7 +426,8 @@ class AeroBIOS(VideoServices, DiskServices, Device):
             call.wake_ev = None
             cpu.halted = False
             cpu.attn = True
-        call.wake_ev = self.clock.schedule(tick, wake, "bios-wake")
+        call.wake_ev = self.clock.schedule(
+            tick, wake, f"bios-wake:{call.vector:02x}:{call.function:02x}:{call.tick}")
 
     def vec(self, n: int, seg: int, off: int) -> None:
         self.ww(4 * n, off)

@@ -140,8 +140,10 @@ class VideoServices:
                 n = 0x8000
                 vram[0: 4 * n: 8] = b"\x20" * (n // 2)
                 vram[1: 4 * n: 8] = b"\x07" * (n // 2)
+                vga.vram_written(0, 4 * n)
         elif not noclear:
             vram[0: 4 * 0x10000] = bytes(4 * 0x10000)
+            vga.vram_written(0, 4 * 0x10000)
         self.set_bda_b(0x49, mode)
         self.set_bda_w(0x4A, cols)
         self.set_bda_w(0x4C, psize)
@@ -178,6 +180,7 @@ class VideoServices:
             g = data[i * height:(i + 1) * height]
             for r in range(32):
                 vram[4 * (off + r) + 2] = g[r] if r < len(g) else 0
+        self.m.vga.vram_written(4 * (base + first * 32), 4 * (base + (first + count) * 32))
 
     def _set_cursor_shape(self, cx: int) -> None:
         self.set_bda_w(0x60, cx)
@@ -224,6 +227,7 @@ class VideoServices:
                 a = y * 320 + x
                 i = 4 * (a & ~3) + (a & 3)
                 vram[i] = color & 0xFF
+                self.m.vga.vram_written(i, i + 1)
         elif mode == 0x12:
             if 0 <= x < 640 and 0 <= y < 480:
                 o = 4 * (y * 80 + (x >> 3))
@@ -235,6 +239,7 @@ class VideoServices:
                     else:
                         v = (v | bit) if color >> p & 1 else (v & ~bit)
                     vram[o + p] = v & 0xFF
+                self.m.vga.vram_written(o, o + 4)
 
     def _get_pixel(self, x: int, y: int) -> int:
         mode = self._mode()
@@ -260,6 +265,7 @@ class VideoServices:
                 o = 4 * ((y0 + r) * 80 + col)
                 for p in range(4):
                     vram[o + p] = bits if color >> p & 1 else 0
+                self.m.vga.vram_written(o, o + 4)
             return
         for r, bits in enumerate(g):
             for c in range(8):
@@ -277,6 +283,7 @@ class VideoServices:
             vram[4 * a] = ch & 0xFF
             if attr is not None:
                 vram[4 * a + 1] = attr & 0xFF
+            self.m.vga.vram_written(4 * a, 4 * a + 2)
         else:
             self._draw_glyph(row, col, ch, 0x0F if attr is None else attr)
 

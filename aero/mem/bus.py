@@ -255,12 +255,9 @@ class Bus:
         return bytes(out)
 
     def shadow_get_state(self) -> dict:
-        """Modes and the hidden DRAM pages (what ``ram`` does not hold), for snapshots."""
+        """Modes and the hidden DRAM pages (what ``ram`` does not hold), as raw bytes."""
         return {"mode": {str(p): m for p, m in sorted(self.shadow_mode.items())},
-                "hidden": {str(p): bytes(h).hex() for p, h in sorted(self.shadow_hidden.items())
-                           if any(h)},
-                "hidden_zero": [str(p) for p, h in sorted(self.shadow_hidden.items())
-                                if not any(h)]}
+                "hidden": {str(p): bytes(h) for p, h in sorted(self.shadow_hidden.items())}}
 
     def shadow_set_state(self, st: dict) -> None:
         """Restore modes and hidden DRAM (``ram`` itself is restored with the RAM image)."""
@@ -271,9 +268,7 @@ class Bus:
                 raise ValueError(f"page {p * PAGE:#x} is not a shadow page")
             self.shadow_mode[p] = m
         for k, h in st["hidden"].items():
-            self.shadow_hidden[int(k)] = bytearray(bytes.fromhex(h))
-        for k in st["hidden_zero"]:
-            self.shadow_hidden[int(k)] = bytearray(PAGE)
+            self.shadow_hidden[int(k)] = bytearray(h)
         for p in self.shadow_mode:
             if not self.shadow_mode[p] & 1 and p not in self.shadow_hidden:
                 self.shadow_hidden[p] = bytearray(PAGE)

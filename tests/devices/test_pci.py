@@ -274,8 +274,9 @@ def test_io_bar_outside_64k_is_not_decoded(rig):
 
 def test_ide_bus_master_contract(rig):
     bm = rig.bm
+    assert bm.calls == [("bme", False)]                      # PCICMD.BME is 0 at power-on
     rig.cfg_writel(1, 1, 0x20, 0xC001)
-    assert bm.calls == []
+    assert bm.calls == [("bme", False)]
     rig.cfg_writew(1, 1, 0x04, 0x0005)                       # IOSE + BME (what SeaBIOS does)
     assert ("map", 0xC000) in bm.calls and ("bme", True) in bm.calls
     assert rig.pc.ide.bus_master_base == 0xC000

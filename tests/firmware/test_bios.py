@@ -12,6 +12,7 @@ import subprocess
 import pytest
 
 from aero.config import MachineConfig
+from aero.inputs import KeyInput, SerialInput
 from aero.machine import Machine
 from aero.firmware import bios as B
 from aero.firmware.bios import install_aero_bios, parse_rom, SVC_PORT
@@ -307,17 +308,10 @@ def test_bad_eltorito_checksum_is_refused(tmp_path):
 def run_services(tmp_path, **kw):
     m, bios, out = machine(fda=floppy(tmp_path, guest("services.bin")), boot="a", **kw)
 
-    def shifted_a():
-        m.kbc.key("LeftShift", True)
-        m.kbc.key("a", True)
-        m.kbc.key("a", False)
-        m.kbc.key("LeftShift", False)
-
-    def up():
-        m.kbc.key("Up", True)
-        m.kbc.key("Up", False)
-    m.schedule_input(2 * IPS, shifted_a)
-    m.schedule_input(2 * IPS + IPS // 10, up)
+    for name, down in (("LeftShift", True), ("a", True), ("a", False), ("LeftShift", False)):
+        m.inputs.post(2 * IPS, KeyInput(name, down))
+    for down in (True, False):
+        m.inputs.post(2 * IPS + IPS // 10, KeyInput("Up", down))
     r = m.run(max_instructions=50_000_000)
     assert r.status == "debug-exit" and r.exit_code == 3
     ram = m.bus.ram
@@ -442,7 +436,7 @@ def idle(m, seconds: float) -> None:
     set_reg(m.cpu, "esp", 0x7000)
     m.cpu.halted = False
     m.exit_status = None
-    m.schedule_input(m.clock.now() + int(seconds * IPS), lambda: m._debug_exit(0))
+    m.clock.schedule(m.clock.now() + int(seconds * IPS), lambda: m._debug_exit(0))
     assert m.run(max_instructions=m.cpu.icount + 10_000_000).status == "debug-exit"
 
 
@@ -573,7 +567,7 @@ def test_int1a_ticks_follow_the_pit(tmp_path):
     set_reg(m.cpu, "eip", 0x600)
     start = m.clock.now()
     m.exit_status = None
-    m.schedule_input(start + IPS, lambda: m._debug_exit(0))
+    m.clock.schedule(start + IPS, lambda: m._debug_exit(0))
     r = m.run(max_instructions=m.cpu.icount + 1_000_000)
     assert r.status == "debug-exit"
     assert m.clock.now() - start < IPS + 100
@@ -704,7 +698,7 @@ def test_int16_check_and_store(tmp_path):
 def type_keys(m, *seq):
     t = m.clock.now() + 1000
     for name, down in seq:
-        m.schedule_input(t, lambda n=name, d=down: m.kbc.key(n, d))
+        m.inputs.post(t, KeyInput(name, down))
         t += IPS // 100
     idle(m, len(seq) / 100 + 0.05)
 
@@ -744,7 +738,7 @@ def test_int14_receive_and_status(tmp_path):
     ev = call(m, bios, 0x14, eax=0x00E3, edx=0)             # 9600 8N1
     assert ev.cf == 0 and (ev.result["eax"] >> 8) & 0x60 == 0x60   # THRE, TEMT
     assert m.uarts[0].divisor == 12 and m.uarts[0].lcr == 0x03
-    m.schedule_input(m.clock.now() + IPS // 100, lambda: m.uarts[0].feed(b"Z"))
+    m.inputs.post(m.clock.now() + IPS // 100, SerialInput(b"Z"))
     ev = call(m, bios, 0x14, eax=0x0200, edx=0)
     assert ev.result["eax"] & 0xFF == ord("Z") and ev.waited >= IPS // 100 - 100
     ev = call(m, bios, 0x14, eax=0x0100 | ord("k"), edx=0)
@@ -808,7 +802,7 @@ def test_ctrl_alt_del_resets(tmp_path):
     posts = bios.log.count("Aero BIOS: POST")
     t = m.clock.now() + 1000
     for i, name in enumerate(("LeftCtrl", "LeftAlt", "Delete")):
-        m.schedule_input(t + i * IPS // 100, lambda n=name: m.kbc.key(n, True))
+        m.inputs.post(t + i * IPS // 100, KeyInput(name, True))
     from aero.cpu.state import set_reg
     m.bus.write_bytes(0x680, bytes([0xFB, 0xF4, 0xEB, 0xFC]))
     set_reg(m.cpu, "eip", 0x680)
