@@ -1,23 +1,40 @@
-"""`aero bench`: guest MIPS of the interpreter on fixed kernels, each with a validated checksum.
+"""`aero bench`: speed figures, printed (and written with ``--json``).
 
-Each kernel is a small 32-bit flat-mode loop (hand-assembled below, bytes annotated) that runs a
-fixed number of iterations and halts; the benchmark runs it repeatedly for about ``--seconds``,
-counts retired guest instructions (REP iterations count one each) and divides by wall time.
-The final register state is checked against a checksum computed independently in Python, so a
-fast-but-wrong interpreter fails the benchmark instead of looking good.
+Kernels: small 32-bit flat-mode loops (hand-assembled below, bytes annotated) that run a fixed
+number of iterations and halt; each run is timed, its retired guest instructions counted (REP
+iterations count one each) and its final registers checked against a checksum computed
+independently in Python, so a fast-but-wrong engine fails the benchmark instead of looking good.
+
+Sections:
+
+* kernels: guest MIPS of the interpreter on each kernel;
+* overheads: the same kernels with an exec breakpoint and a write watchpoint installed through
+  the hooks API, and with the guest's own DR0 (exec) and DR1 (write) breakpoints enabled, all
+  on addresses the kernel never touches, as ratios to the plain run (rounds interleaved, best
+  of each, to tame a noisy host);
+* machine: ``Machine.step`` rate, snapshot and restore times (``--machine``);
+* boots: SeaBIOS and Aero BIOS boots of the hello floppy (``--boot``);
+* host instructions per guest instruction under callgrind, against the figures recorded before
+  the engine-seams work (``--callgrind``; deterministic where wall time is not).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import shutil
 import struct
+import subprocess
 import sys
 import tempfile
 import time
 
+from . import scenarios
 from .build import ROOT, build_machine
 from .config import FIRMWARE, MachineConfig
-from .cpu.presets import flat32
+from .cpu.presets import flat32, set_flat32
+from .machine import Machine
 
 CODE = 0x1000
 DATA = 0x100000
@@ -161,40 +178,141 @@ KERNELS = {
 }
 
 
-def run_kernel(name: str, seconds: float = 2.0):
-    """Run one kernel repeatedly for about ``seconds``; return (MIPS, instructions, wall)."""
+# Host instructions per guest instruction (callgrind, 2N minus N guest instructions) before the
+# engine-seams work (commit c39c2d2), CPython 3.11.7: the reference the ratios are printed to.
+BASELINE_IR = {"alu": 2508, "branch": 3381, "memory": 3219, "call": 6333, "rep-movs": 206}
+
+UNTOUCHED = 0x3F0000            # an address no kernel reads, writes or executes
+
+
+def _load(cpu, name: str):
     make, n = KERNELS[name]
     built = make(n)
     code, expect_count, expect_regs = built[:3]
     data = built[3] if len(built) > 3 else b""
-    cpu = flat32(4 << 20)
-    bus = cpu.bus
-    bus.ram[CODE: CODE + len(code)] = code
+    cpu.bus.load(CODE, code)
     if data:
-        bus.ram[DATA: DATA + len(data)] = data
-    total = 0
-    wall = 0.0
-    runs = 0
-    while wall < seconds or runs == 0:
-        cpu.eip = CODE
-        cpu.halted = False
-        start_icount = cpu.icount
+        cpu.bus.load(DATA, data)
+    return expect_count, expect_regs
+
+
+def kernel_cpu(name: str, variant: str = "plain"):
+    """A CPU with kernel ``name`` loaded: "plain" (a bare CPU), "hooks" (a machine's CPU with
+    an exec hook and a write hook, through ``aero.hooks``), "dr" (the guest's DR0 execute and
+    DR1 write breakpoints enabled).  The hooks and breakpoints are on untouched addresses."""
+    if variant == "hooks":
+        m = Machine(MachineConfig(bios=None, memory=4))
+        cpu = set_flat32(m.cpu)
+        m.hooks.exec(lambda mm, a: True, UNTOUCHED)
+        m.hooks.mem_write(lambda mm, acc: True, UNTOUCHED + 0x800, UNTOUCHED + 0x804)
+    else:
+        cpu = flat32(4 << 20)
+        if variant == "dr":
+            cpu.dr[0] = UNTOUCHED
+            cpu.dr[1] = UNTOUCHED + 0x800
+            cpu.dr[7] = 0x400 | 0x1 | 0x4 | (0b1101 << 20)      # L0 exec, L1 write 4 bytes
+            cpu.dr_changed()
+    return cpu
+
+
+def run_once(cpu, name: str, expect) -> float:
+    """One validated run of the kernel; its wall time."""
+    expect_count, expect_regs = expect
+    cpu.eip = CODE
+    cpu.halted = False
+    start = cpu.icount
+    t0 = time.perf_counter()
+    why = cpu.run(expect_count * 2 + 100)
+    wall = time.perf_counter() - t0
+    executed = cpu.icount - start
+    if why != "halt" or executed != expect_count:
+        raise AssertionError(f"kernel {name}: stopped with {why!r} after {executed} "
+                             f"instructions, expected HLT after {expect_count}")
+    for r, v in expect_regs.items():
+        if cpu.R[r] != v:
+            raise AssertionError(f"kernel {name}: checksum register {r} = {cpu.R[r]:#x}, "
+                                 f"expected {v:#x}")
+    return wall
+
+
+def run_kernel(name: str, seconds: float = 2.0, variant: str = "plain"):
+    """Run one kernel repeatedly for about ``seconds``; return (MIPS, instructions, wall)."""
+    cpu = kernel_cpu(name, variant)
+    expect = _load(cpu, name)
+    total = wall = 0.0
+    while wall < seconds or total == 0:
+        wall += run_once(cpu, name, expect)
+        total += expect[0]
+    return total / wall / 1e6, int(total), wall
+
+
+def compare_variants(name: str, variants, seconds: float, rounds: int = 8) -> dict:
+    """Best MIPS of each variant over ``rounds`` interleaved rounds."""
+    cpus = {v: kernel_cpu(name, v) for v in variants}
+    expects = {v: _load(c, name) for v, c in cpus.items()}
+    best = {v: 0.0 for v in variants}
+    per = seconds / rounds
+    for _ in range(rounds):
+        for v in variants:
+            total = wall = 0.0
+            while wall < per or total == 0:
+                wall += run_once(cpus[v], name, expects[v])
+                total += expects[v][0]
+            best[v] = max(best[v], total / wall / 1e6)
+    return best
+
+
+# ---------------------------------------------------------------------------------------------
+# Machine: stepping and snapshots
+# ---------------------------------------------------------------------------------------------
+def _scenario_machine(name: str, workdir: str):
+    return scenarios.build(scenarios.load(name), workdir)
+
+
+def machine_figures() -> dict:
+    """Machine.step rate and snapshot/restore times (milliseconds), on the scenarios."""
+    out = {}
+    with tempfile.TemporaryDirectory() as d:
+        m = _scenario_machine("pmode", d)
+        m.run(max_instructions=2000)
+        n, t0 = 0, time.perf_counter()
+        while n < 20000:
+            m.step()
+            n += 1
+        out["step_per_s"] = n / (time.perf_counter() - t0)
+
+        m = _scenario_machine("demo", d)
+        m.run(max_instructions=300_000)
         t0 = time.perf_counter()
-        why = cpu.run(expect_count * 2 + 100)
-        wall += time.perf_counter() - t0
-        executed = cpu.icount - start_icount
-        if why != "halt" or executed != expect_count:
-            raise AssertionError(f"kernel {name}: stopped with {why!r} after {executed} "
-                                 f"instructions, expected HLT after {expect_count}")
-        for r, v in expect_regs.items():
-            if cpu.R[r] != v:
-                raise AssertionError(f"kernel {name}: checksum register {r} = {cpu.R[r]:#x}, "
-                                     f"expected {v:#x}")
-        total += executed
-        runs += 1
-    return total / wall / 1e6, total, wall
+        s1 = m.get_state()
+        out["snapshot_first_ms"] = (time.perf_counter() - t0) * 1e3
+        m.run(max_instructions=400_000)
+        t0 = time.perf_counter()
+        m.get_state()
+        out["snapshot_after_100k_ms"] = (time.perf_counter() - t0) * 1e3
+        t0 = time.perf_counter()
+        m.set_state(s1)
+        out["restore_100k_back_ms"] = (time.perf_counter() - t0) * 1e3
+        fresh = _scenario_machine("demo", d)
+        t0 = time.perf_counter()
+        fresh.set_state(s1)
+        out["restore_into_fresh_ms"] = (time.perf_counter() - t0) * 1e3
+        # the worst case: all 32 MiB written since the last snapshot
+        m.bus.ram[:] = bytes(range(256)) * (len(m.bus.ram) // 256)
+        m.bus.note_ram_write(0, len(m.bus.ram))
+        t0 = time.perf_counter()
+        s2 = m.get_state()
+        out["snapshot_all_32mib_ms"] = (time.perf_counter() - t0) * 1e3
+        t0 = time.perf_counter()
+        m.set_state(s1)
+        out["restore_all_32mib_ms"] = (time.perf_counter() - t0) * 1e3
+        del s2
+    return out
 
 
+# ---------------------------------------------------------------------------------------------
+# Boots
+# ---------------------------------------------------------------------------------------------
 def boot_times():
     """Wall time of whole boots of scenarios/hello/hello.bin from a floppy: under Debian's
     SeaBIOS (when installed) and under the Aero BIOS.  Yields (name, instructions, seconds)."""
@@ -216,24 +334,93 @@ def boot_times():
             yield name, r.icount, wall
 
 
-def main(seconds: float = 2.0, kernels=None, boot: bool = False) -> int:
-    if boot:
-        print("aero bench --boot: firmware POST + hello boot sector from a floppy")
-        for name, n, wall in boot_times():
-            print(f"  {name:8} {wall:6.2f} s   ({n:,} instructions, {n / wall / 1e6:.2f} MIPS)")
-        return 0
+# ---------------------------------------------------------------------------------------------
+# Callgrind: host instructions per guest instruction
+# ---------------------------------------------------------------------------------------------
+_CG_PROGRAM = """
+import sys
+sys.path.insert(0, {root!r})
+from aero.bench import kernel_cpu, _load, CODE
+cpu = kernel_cpu({name!r})
+_load(cpu, {name!r})
+cpu.eip = CODE
+cpu.run({n})
+"""
+
+
+def callgrind_ir(name: str, n: int = 30000) -> float:
+    """Host instructions per guest instruction of kernel ``name`` (valgrind's callgrind counts
+    instructions, not time: the same figure on a busy or an idle machine)."""
+    def ir(count):
+        p = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+                            sys.executable, "-c", _CG_PROGRAM.format(root=ROOT, name=name,
+                                                                     n=count)],
+                           capture_output=True, text=True,
+                           env={**os.environ, "PYTHONHASHSEED": "0"})
+        m = re.search(r"Collected : (\d+)", p.stderr)
+        if not m:
+            raise RuntimeError(f"callgrind failed: {p.stderr.strip()[-200:]}")
+        return int(m.group(1))
+    return (ir(2 * n) - ir(n)) / n
+
+
+# ---------------------------------------------------------------------------------------------
+# The command
+# ---------------------------------------------------------------------------------------------
+def main(seconds: float = 2.0, kernels=None, boot: bool = False, machine: bool = False,
+         callgrind: bool = False, json_path: str | None = None) -> int:
     names = kernels or list(KERNELS)
     for n in names:
         if n not in KERNELS:
             print(f"aero: unknown kernel {n!r} (choose from {', '.join(KERNELS)})", file=sys.stderr)
             return 2
-    print(f"aero bench: interpreter, CPython {sys.version.split()[0]}, "
-          f"{seconds:g} s per kernel")
-    for n in names:
-        try:
-            mips, total, wall = run_kernel(n, seconds)
-        except AssertionError as e:
-            print(f"  {n:10} FAILED: {e}")
-            return 1
-        print(f"  {n:10} {mips:6.2f} MIPS   ({total:,} instructions in {wall:.2f} s, checksum ok)")
+    if callgrind and not shutil.which("valgrind"):
+        print("aero: --callgrind needs valgrind (apt-get install valgrind)", file=sys.stderr)
+        return 2
+    figures: dict = {"python": sys.version.split()[0]}
+    try:
+        if boot:
+            print("aero bench --boot: firmware POST + hello boot sector from a floppy")
+            figures["boot"] = {}
+            for name, n, wall in boot_times():
+                figures["boot"][name] = {"seconds": wall, "instructions": n}
+                print(f"  {name:8} {wall:6.2f} s   ({n:,} instructions, "
+                      f"{n / wall / 1e6:.2f} MIPS)")
+        elif callgrind:
+            print("aero bench --callgrind: host instructions per guest instruction "
+                  "(lower is better; ratio to before the engine seams)")
+            figures["callgrind"] = {}
+            for n in names:
+                v = callgrind_ir(n)
+                figures["callgrind"][n] = v
+                base = BASELINE_IR.get(n)
+                print(f"  {n:10} {v:7.0f}   ratio {v / base:.3f}" if base else f"  {n:10} {v:7.0f}")
+        elif machine:
+            print("aero bench --machine: driving a machine and snapshots")
+            f = figures["machine"] = machine_figures()
+            print(f"  Machine.step()                         {f['step_per_s']:10,.0f} steps/s")
+            print(f"  snapshot, demo at 300k (first)         {f['snapshot_first_ms']:8.1f} ms")
+            print(f"  snapshot after 100k more instructions  "
+                  f"{f['snapshot_after_100k_ms']:8.1f} ms")
+            print(f"  restore, 100k instructions back        {f['restore_100k_back_ms']:8.1f} ms")
+            print(f"  restore into a fresh machine           {f['restore_into_fresh_ms']:8.1f} ms")
+            print(f"  snapshot, all 32 MiB written           {f['snapshot_all_32mib_ms']:8.1f} ms")
+            print(f"  restore, all 32 MiB differ             {f['restore_all_32mib_ms']:8.1f} ms")
+        else:
+            print(f"aero bench: interpreter, CPython {figures['python']}, {seconds:g} s per "
+                  "kernel and variant")
+            print(f"  {'kernel':10} {'MIPS':>7} {'hooks':>7} {'guest DR':>9}   (ratio to plain)")
+            figures["kernels"] = {}
+            for n in names:
+                best = compare_variants(n, ("plain", "hooks", "dr"), seconds)
+                figures["kernels"][n] = best
+                print(f"  {n:10} {best['plain']:7.2f} {best['hooks'] / best['plain']:7.3f} "
+                      f"{best['dr'] / best['plain']:9.3f}")
+    except AssertionError as e:
+        print(f"  FAILED: {e}")
+        return 1
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump(figures, f, indent=1)
+            f.write("\n")
     return 0

@@ -26,11 +26,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="aero", description="Aero Workbench: an x86 PC emulator built to be looked into")
     sub = p.add_subparsers(dest="cmd", parser_class=_Parser)
 
-    b = sub.add_parser("bench", help="measure interpreter speed (guest MIPS) on fixed kernels")
+    b = sub.add_parser("bench", help="speed figures: guest MIPS, hook overheads, stepping, "
+                       "snapshots, boots")
     b.add_argument("--seconds", type=float, default=2.0, help="time per kernel (default 2)")
     b.add_argument("--kernel", action="append", help="run only these kernels")
     b.add_argument("--boot", action="store_true",
                    help="time whole boots instead: SeaBIOS and the Aero BIOS booting a floppy")
+    b.add_argument("--machine", action="store_true",
+                   help="Machine.step rate and snapshot/restore times instead")
+    b.add_argument("--callgrind", action="store_true",
+                   help="host instructions per guest instruction under valgrind instead")
+    b.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
 
     r = sub.add_parser("run", help="run a PC (today: a raw firmware image given with --bios)")
     r.add_argument("--bios", metavar="seabios|bochs|PATH",
@@ -73,6 +79,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--post-codes", action="store_true", help="print port 0x80 POST codes")
     r.add_argument("--state-hash", action="store_true",
                    help="print 'state-hash icount=N sha256=HEX' to stderr at the end")
+    r.add_argument("--save-state", metavar="FILE",
+                   help="save the machine's state to FILE when the run ends (or at "
+                   "--at-instruction N, then go on)")
+    r.add_argument("--at-instruction", type=int, metavar="N",
+                   help="with --save-state: save when the instruction count reaches N")
+    r.add_argument("--load-state", metavar="FILE",
+                   help="start from a saved state (the machine is rebuilt from the settings "
+                   "saved with it unless machine options are given, which must match)")
 
     c = sub.add_parser("conformance", help="check the CPU against external references")
     csub = c.add_subparsers(dest="suite", parser_class=_Parser)
@@ -113,7 +127,9 @@ def main(argv=None) -> int:
             return run_command(settings_from_args(args))
         if args.cmd == "bench":
             from .bench import main as bench_main
-            return bench_main(seconds=args.seconds, kernels=args.kernel, boot=args.boot)
+            return bench_main(seconds=args.seconds, kernels=args.kernel, boot=args.boot,
+                              machine=args.machine, callgrind=args.callgrind,
+                              json_path=args.json)
         if args.cmd == "conformance":
             if args.suite == "singlestep":
                 if not os.path.isdir(args.directory):

@@ -105,8 +105,8 @@ class MachineConfig:
         return b if b in ("aero", "seabios", "bochs") else "rom"
 
     def settings(self) -> dict:
-        """The configuration as plain settings (what a TOML file would hold); callables and
-        bytes are left out."""
+        """The configuration as plain settings (what a TOML file would hold), paths absolute;
+        callables and bytes are left out."""
         out = {}
         for f in fields(self):
             v = getattr(self, f.name)
@@ -114,8 +114,20 @@ class MachineConfig:
                 continue
             if isinstance(v, _dt.datetime):
                 v = v.isoformat()
+            elif f.name in PATH_KEYS and isinstance(v, str) and v not in FIRMWARE and \
+                    v != "aero":
+                v = os.path.abspath(v)
+            elif f.name == "module":
+                v = [os.path.abspath(m.split(",", 1)[0]) + m[len(m.split(",", 1)[0]):]
+                     for m in v]
             out[f.name] = v
         return out
+
+    def hardware(self) -> dict:
+        """The settings that define the machine itself (``HARDWARE_KEYS``): what a saved state
+        records to rebuild its machine."""
+        st = self.settings()
+        return {k: st[k] for k in HARDWARE_KEYS if k in st}
 
 
 # Settings a --config file (or a scenario's [machine] table) may hold: name -> type.
@@ -127,11 +139,17 @@ MACHINE_KEYS = {
 }
 RUN_KEYS = {
     "realtime": bool, "max_instructions": int, "timeout": float, "screenshot": str,
-    "headless": bool, "state_hash": bool,
+    "headless": bool, "state_hash": bool, "save_state": str, "at_instruction": int,
+    "load_state": str,
 }
 CONFIG_KEYS = {**MACHINE_KEYS, **RUN_KEYS}
 PATH_KEYS = ("bios", "vgabios", "fda", "fdb", "hda", "hdb", "cdrom", "kernel", "serial_input",
-             "screenshot")
+             "screenshot", "save_state", "load_state")
+# what defines the machine a saved state belongs to (host output and inputs are not: pending
+# input is part of the state itself)
+HARDWARE_KEYS = ("bios", "vgabios", "kernel", "cmdline", "module", "fda", "fdb", "hda", "hdb",
+                 "cdrom", "boot", "writable", "demo", "memory", "ips", "rtc", "no_reboot",
+                 "debug_exit_port")
 
 
 def check_settings(raw: dict, where: str, base_dir: str | None = None) -> dict:

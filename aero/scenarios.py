@@ -45,16 +45,23 @@ import argparse
 import os
 import re
 import shutil
+import socket
 import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import tomllib
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .build import build_machine
 from .config import CONFIG_KEYS, split_settings
+from .devices.ps2 import KEYS
+from .display.png import read_png
+from .inputs import parse_keys
 from .machine import Machine
 from .runcmd import run_command
 
@@ -401,8 +408,6 @@ def qemu_command(scn: Scenario, workdir: str) -> list[str]:
 def qemu_sendkeys(text: str) -> list:
     """`--keys` TEXT as QEMU monitor commands: ("sendkey KEYS", None) or (None, seconds).  Keys
     are given as QEMU key numbers (scan code set 1, E0-prefixed codes as 80h | code)."""
-    from .devices.ps2 import KEYS
-    from .inputs import parse_keys
     out = []
     for kind, what in parse_keys(text):
         if kind == "wait":
@@ -422,8 +427,6 @@ def run_qemu(scn: Scenario, workdir: str, timeout: float = 120) -> Outcome:
     """Run under qemu-system-i386.  Keys (`keys`) go through the monitor's sendkey once the
     guest has written its first byte to COM1 (QEMU's time is not virtual, so a scenario that
     takes keys must be ready for them when it first prints)."""
-    import socket
-    import threading
     cmd = qemu_command(scn, workdir)
     keys = scn.machine.get("keys")
     mon = os.path.join(workdir, "qemu-monitor.sock")
@@ -492,7 +495,6 @@ def golden_path(screen: str) -> str:
 
 def compare_frames(actual, expected, label: str = "screen") -> str | None:
     """None when pixel-equal, else a description of the difference."""
-    import numpy as np
     if actual.shape != expected.shape:
         return (f"{label}: size {actual.shape[1]}x{actual.shape[0]}, golden is "
                 f"{expected.shape[1]}x{expected.shape[0]}")
@@ -511,7 +513,6 @@ def compare_frames(actual, expected, label: str = "screen") -> str | None:
 
 def check_screen(scn: Scenario, o: Outcome, regenerate: bool = False) -> str | None:
     """Compare the run's screenshot with the golden one (or rewrite it).  None when equal."""
-    from .display.png import read_png
     if not scn.screen:
         return None
     if o.screenshot is None:

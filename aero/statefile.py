@@ -24,16 +24,16 @@ import hashlib
 import json
 import os
 import struct
-import tempfile
 
 from . import __version__
+from .config import ConfigError
 from .mem.pages import PAGE, ZERO_PAGE
 
 MAGIC = b"AEROSTATE\n"
 FORMAT = 1
 
 
-class StateFileError(ValueError):
+class StateFileError(ConfigError):
     """A state file that cannot be used: one line, fit for `aero: ...` and exit status 2."""
 
 
@@ -170,8 +170,9 @@ def save(path: str, m, state: dict | None = None, settings: dict | None = None) 
     }
     hdr = json.dumps(header, separators=(",", ":")).encode()
     h = hashlib.sha256()
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".aero-state-", dir=d)
+    d, base = os.path.split(os.path.abspath(path))
+    tmp = os.path.join(d, f".{base}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)   # the umask applies
     try:
         with os.fdopen(fd, "wb") as f:
             for chunk in (MAGIC, struct.pack("<I", len(hdr)), hdr, *blobs):

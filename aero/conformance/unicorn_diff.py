@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from ..cpu import table as T
 from ..cpu.cpu import CPU, A_P, A_S, A_RW, A_ACCESSED, A_DB, A_G, A_CODE
 from ..cpu.decoder import decode
+from ..cpu.disasm import disasm
 from ..faults import EmulatorError
 from ..mem.bus import Bus
 from . import unicorn_known as known
@@ -634,7 +635,6 @@ class Situation:
 
 def _disasm(ins) -> str:
     try:
-        from ..cpu.disasm import disasm
         return disasm(ins)
     except Exception:                           # noqa: BLE001 - a fallback for display only
         return ins.raw.hex(" ")

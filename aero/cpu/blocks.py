@@ -251,6 +251,9 @@ class CodeCache:
                 if not ops:
                     raise
                 break                   # the fault belongs to the next block's first instruction
+            if points is not None and ops and \
+                    points.breakpoint_at((base + eip) & 0xFFFFFFFF, phys_of[0][1]):
+                break                   # a breakpoint's instruction starts a block of its own
             for off, p in phys_of:
                 pages[((base + off) & 0xFFFFFFFF) & ~0xFFF] = p & ~0xFFF
                 if off > max_off:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 
 from . import flags as F
+from . import sem
 from ..faults import CPUFault, EmulatorError
 
 _SIZES = {"b": 8, "w": 16, "d": 32, "q": 64}
@@ -40,7 +41,6 @@ _namespace: dict | None = None
 def templates() -> dict[str, str]:
     global _templates, _namespace
     if _templates is None:
-        from . import sem
         _templates, _namespace = sem.load()
     return _templates
 
@@ -322,6 +322,3 @@ def compile_insn(cpu, ins, code32: bool):
         fac = _factories[key] = local["make"]
     return fac(cpu, cpu.R, *params), ends
 
-
-def shape_count() -> int:
-    return len(_factories)

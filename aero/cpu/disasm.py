@@ -24,6 +24,9 @@ Conventions (close to capstone's Intel output so the two can be compared, see
 
 from __future__ import annotations
 
+from ..faults import CPUFault
+from .decoder import decode
+
 R8 = ("al", "cl", "dl", "bl", "ah", "ch", "dh", "bh")
 R16 = ("ax", "cx", "dx", "bx", "sp", "bp", "si", "di")
 R32 = ("eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi")
@@ -296,8 +299,6 @@ def disasm(ins) -> str:
 def disasm_bytes(code: bytes, eip: int = 0, code32: bool = True) -> tuple[int, str]:
     """Decode and disassemble the first instruction of ``code``: (length, text).  Bytes that do
     not form an instruction (too long, or cut short) read ``(bad)`` with length 0."""
-    from .decoder import decode
-    from ..faults import CPUFault
 
     def fetch(i):
         return code[i]

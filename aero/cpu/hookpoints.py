@@ -2,7 +2,8 @@
 hold them and nowhere else.
 
 A point covers a range of linear or physical addresses (or every instruction), or the first
-instruction of every block (``entry``).  When a block is decoded, each instruction whose address
+instruction of every block (``entry``).  A point on a single address (a breakpoint) also ends
+the block before its instruction, so the instruction starts a block of its own.  When a block is decoded, each instruction whose address
 a point covers gets its closure wrapped (``aero.cpu.blocks.hooked``) so that
 ``point.fire(cpu, lin, phys)`` runs before it, with ``cpu.eip`` pointing at it (``lin`` and
 ``phys`` are its linear and physical addresses); adding or removing a point invalidates only the blocks it concerns
@@ -78,6 +79,12 @@ class ExecPoints:
             self._ranges.remove(pt)
         self.count -= 1
         return True
+
+    def breakpoint_at(self, lin: int, phys: int) -> bool:
+        """Whether a single-address point is on this instruction: blocks end before it, so
+        that a breakpoint always stops at a block boundary (wider ranges, such as a tracer's
+        every-instruction point, are compiled into the middle of blocks instead)."""
+        return (False, lin) in self._single or (True, phys) in self._single
 
     def at(self, lin: int, phys: int, first: bool) -> list:
         """The points that fire before the instruction at ``lin`` (physical ``phys``), host

@@ -13,7 +13,11 @@ def flat32(ram_size: int = 16 << 20) -> CPU:
     """A CPU in 32-bit flat protected mode, ring 0, paging off: CS = 0x08 and the data segments
     = 0x10, all with base 0 and a 4 GiB limit.  No GDT exists in memory (the caches are set
     directly), so code must not reload segment registers."""
-    cpu = CPU(Bus(ram_size))
+    return set_flat32(CPU(Bus(ram_size)))
+
+
+def set_flat32(cpu: CPU) -> CPU:
+    """Put a CPU (a machine's, say) in the state ``flat32`` describes."""
     cpu.cr0 |= CR0_PE
     for s in range(6):
         if s == 1:

@@ -40,7 +40,8 @@ Every other register is stored as written.
 
 from __future__ import annotations
 
-from .pci import PCIFunction
+from .pci import PCIBus, PCIFunction
+from .piix import PIIX3ISA, PIIX4PM, PIIXIDE
 
 PAM0 = 0x59
 SMRAM = 0x72
@@ -170,8 +171,6 @@ class I440FXPCI:
 
     def __init__(self, iobus, membus, irq, clock, bus_master=None, power_off=None,
                  sleep_cb=None, on_smram=None):
-        from .pci import PCIBus
-        from .piix import PIIX3ISA, PIIX4PM, PIIXIDE
         self.bus = PCIBus(irq)
         self.bus.register(iobus)
         self.host = self.bus.add(I440FX(membus, on_smram), 0, 0)

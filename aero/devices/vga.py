@@ -223,7 +223,7 @@ class VGA(Device):
 
     def unmap_lfb(self) -> None:
         if self._lfb_bus is not None and self.lfb_base is not None:
-            _unmap(self._lfb_bus, self.lfb_base, VRAM_SIZE, self.lfb)
+            self._lfb_bus.unmap_mmio(self.lfb_base, VRAM_SIZE, self.lfb)
         self._lfb_bus = None
         self.lfb_base = None
 
@@ -236,7 +236,7 @@ class VGA(Device):
 
     def unmap_bar2(self) -> None:
         if self._bar2_bus is not None and self.bar2_base is not None:
-            _unmap(self._bar2_bus, self.bar2_base, self.bar2_size, self.mmio_bar)
+            self._bar2_bus.unmap_mmio(self.bar2_base, self.bar2_size, self.mmio_bar)
         self._bar2_bus = None
         self.bar2_base = None
 
@@ -943,14 +943,6 @@ class VGA(Device):
             self.vram[:] = st["vram"]
             self.vram_dirty.update(range(VRAM_SIZE >> 12))
         self._update_decode()
-
-
-def _unmap(bus, base: int, size: int, handler) -> None:
-    from ..mem.bus import PAGE, UNMAPPED
-    for p in range(base // PAGE, (base + size + PAGE - 1) // PAGE):
-        if bus.mmio.get(p) is handler:
-            del bus.mmio[p]
-            bus.kind[p] = UNMAPPED
 
 
 # ----------------------------------------------------------------------------------------------

@@ -52,7 +52,9 @@ import struct
 from dataclasses import dataclass, field
 
 from ..cpu import flags as F
+from ..cpu.state import get_reg, set_reg
 from ..devices.base import Device
+from ..display.fonts import FONT8, FONT14, FONT16
 from .acpi import build_tables
 from .bios_disk import DiskServices, Drive
 from .bios_video import VideoServices
@@ -253,11 +255,9 @@ class AeroBIOS(VideoServices, DiskServices, Device):
     # Guest access helpers
     # ------------------------------------------------------------------------------------------
     def reg(self, name: str) -> int:
-        from ..cpu.state import get_reg
         return get_reg(self.cpu, name)
 
     def setreg(self, name: str, value: int) -> None:
-        from ..cpu.state import set_reg
         set_reg(self.cpu, name, value)
 
     @property
@@ -1130,7 +1130,6 @@ def build_rom(rom: bytes, acpi_rsdp: bytes | None = None,
               smbios_eps: bytes | None = None) -> bytes:
     """The ROM image with the fonts (aero.display.fonts), the RSDP and the SMBIOS entry point
     filled in."""
-    from ..display.fonts import FONT8, FONT14, FONT16
     _, off = parse_rom(rom)
     img = bytearray(rom)
     img[off["FONT8"]: off["FONT8"] + 2048] = FONT8

@@ -57,6 +57,8 @@ import os
 import struct
 from dataclasses import dataclass, field
 
+from ..cpu.cpu import REG32
+
 HEADER_MAGIC = 0x1BADB002
 BOOTLOADER_MAGIC = 0x2BADB002
 SEARCH_LIMIT = 8192
@@ -519,7 +521,6 @@ def apply(cpu, bus, plan) -> None:
     cpu.cache.flush()
     if st.get("a20", True):
         bus.set_a20(True)
-    from ..cpu.cpu import REG32
     cpu.R[:] = [st[r] & 0xFFFFFFFF for r in REG32]
     cpu.lf = None
     cpu.flags = st["eflags"]

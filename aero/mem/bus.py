@@ -41,6 +41,8 @@ NPAGES = 1 << 20
 
 # page flag bits (rslow / wslow)
 SLOW_KIND, SLOW_CODE, SLOW_WATCH, SLOW_TRACK = 1, 2, 4, 8
+_NOTE = SLOW_TRACK | SLOW_CODE
+_BULK_BLOCKERS = SLOW_KIND | SLOW_WATCH
 _ARM_TRACK = bytes(v | SLOW_TRACK for v in range(256))
 
 _U16 = struct.Struct("<H")
@@ -297,6 +299,8 @@ class Bus:
         record them for dirty tracking and tell the self-modifying-code detector, page by page."""
         end = min(a + n, self.ram_size)
         wslow = self.wslow
+        if a < end and (end - 1) >> 12 == a >> 12 and not wslow[a >> 12] & _NOTE:
+            return                                  # one page, nothing to tell: the usual case
         while a < end:
             p = a >> 12
             nxt = min(end, (p + 1) * PAGE)
@@ -315,9 +319,12 @@ class Bus:
         if end > self.ram_size:
             return False
         flags = self.wslow if write else self.rslow
-        mask = SLOW_KIND | SLOW_WATCH
-        for p in range(lo >> 12, ((end - 1) >> 12) + 1):
-            if flags[p] & mask:
+        p = lo >> 12
+        last = (end - 1) >> 12
+        if p == last:
+            return not flags[p] & _BULK_BLOCKERS
+        for p in range(p, last + 1):
+            if flags[p] & _BULK_BLOCKERS:
                 return False
         return True
 

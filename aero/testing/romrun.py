@@ -26,6 +26,7 @@ Command line: ``python -m aero.testing.romrun [--qemu] [--limit N] IMAGE``.
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import shutil
@@ -33,7 +34,10 @@ import subprocess
 import sys
 import tempfile
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from ..cpu.cpu import CPU
+from ..mem.bus import Bus
 
 DEBUGCON_PORT = 0xE9
 EXIT_PORT = 0xF4
@@ -100,8 +104,6 @@ class _Stop(Exception):
 
 def build_machine(data: bytes, ram_size: int = RAM_SIZE):
     """A Bus with RAM and the ROM image mapped as QEMU maps a -bios image, and a CPU at reset."""
-    from ..mem.bus import Bus
-    from ..cpu.cpu import CPU
     size = len(data)
     if size == 0 or size % 4096 or size > (16 << 20):
         raise ValueError(f"ROM image size {size} is not a positive multiple of 4 KiB up to 16 MiB")
@@ -213,7 +215,6 @@ def run_qemu(path, timeout: float = 20.0, cpu_model: str = QEMU_CPU) -> RomResul
 
 
 def main(argv=None) -> int:
-    import argparse
     ap = argparse.ArgumentParser(prog="python -m aero.testing.romrun",
                                  description="Run a raw ROM image from the reset vector.")
     ap.add_argument("image")

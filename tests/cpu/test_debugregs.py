@@ -82,3 +82,22 @@ def test_no_breakpoints_no_single_stepping():
     cpu.dr[0] = 0x101                          # address set but not enabled in DR7
     cpu.run(100)
     assert cpu.eip == 0x107 and not cpu.dbg.active
+
+
+def test_enabled_breakpoints_cost_no_single_stepping(monkeypatch):
+    # review finding: one enabled DR0 sent every instruction through a decode-per-step path.
+    # Now a breakpoint is compiled into the block holding its address only: a loop elsewhere
+    # runs as whole blocks (no instruction is run alone) at full speed.
+    from aero.cpu.cpu import CPU
+    cpu = machine(bytes([0xB9, 0x00, 0x10,      # 100: mov cx, 0x1000
+                         0x40,                  # 103: inc ax
+                         0xE2, 0xFD,            # 104: loop 103
+                         0xF4]))                # 106: hlt
+    cpu.dr[0] = 0x200                           # enabled, never reached
+    cpu.dr[1] = 0x700
+    cpu.dr[7] = 0x400 | 0x1 | 0x4 | (0b1101 << 20)
+    cpu.dr_changed()
+    alone = []
+    monkeypatch.setattr(CPU, "_single", lambda self, key: alone.append(self.eip))
+    assert cpu.run(100_000) == "halt"
+    assert cpu.R[0] & 0xFFFF == 0x1000 and alone == []

@@ -275,3 +275,16 @@ def test_request_stop_from_another_thread(scenario):
     assert time.monotonic() - t0 < 5
     icount = m.cpu.icount
     assert m.run_until(instructions=10).status == "limit" and m.cpu.icount == icount + 10
+
+
+def test_an_exec_hook_on_one_address_starts_a_block_there(scenario):
+    def block_starts(with_exec_hook):
+        m = scenario("hello")
+        starts = []
+        m.hooks.block(lambda mm, a: starts.append(a))
+        if with_exec_hook:
+            m.hooks.exec(lambda mm, a: None, 0x7C07)     # mid-block: mov al, 3
+        m.run()
+        return starts
+    assert 0x7C07 not in block_starts(False)
+    assert 0x7C07 in block_starts(True)

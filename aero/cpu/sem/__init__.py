@@ -27,10 +27,11 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
+from ... import faults
+from .. import flags as F
+
 
 def load():
-    from .. import flags as F
-    from ... import faults
     ns = {"__builtins__": __builtins__}
     for name in dir(F):
         if not name.startswith("_"):

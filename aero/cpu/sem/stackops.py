@@ -7,7 +7,7 @@ everything before it writes anything, so a fault leaves no partial state.
 """
 
 from ...faults import CPUFault
-from ..cpu import A_DB
+from ..segmentation import A_DB
 
 TEMPLATES = {}
 
