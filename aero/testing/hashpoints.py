@@ -37,8 +37,19 @@ def runs() -> list[tuple[str, str, str | None]]:
 
 def fingerprint(name: str, bios: str | None = None) -> dict:
     """{icount: state hash} at each point, and "end": [status, exit code, icount, hash]."""
+    scn = S.load(name)
+    cwd = os.getcwd()
     with tempfile.TemporaryDirectory() as d:
-        m = S.build(S.load(name), d, **({"bios": bios} if bios else {}))
+        extra = {"bios": bios} if bios else {}
+        if "kernel" in scn.machine:
+            # the multiboot command line starts with the kernel's path (as QEMU's does): a
+            # relative one keeps the fingerprint the same wherever the checkout lives
+            os.chdir(scn.directory)
+            extra["kernel"] = scn.machine["kernel"]
+        try:
+            m = S.build(scn, d, **extra)
+        finally:
+            os.chdir(cwd)
         out = {}
         r = None
         for p in POINTS:
