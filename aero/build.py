@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 import sys
 
-from .config import FIRMWARE, ConfigError, MachineConfig
+from . import statefile
+from .config import FIRMWARE, HARDWARE_KEYS, ConfigError, MachineConfig, split_settings
 from .firmware import multiboot
 from .firmware.bios import install_aero_bios
 from .inputs import schedule_keys, schedule_serial
@@ -165,6 +166,46 @@ def build_machine(cfg: MachineConfig) -> Machine:
     except ValueError as e:
         raise ConfigError(str(e)) from None
     return m
+
+
+def _writable_dir(path: str, what: str) -> None:
+    d = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(d):
+        raise ConfigError(f"{what}: directory {d} does not exist")
+    if os.path.isdir(path):
+        raise ConfigError(f"{what}: {path} is a directory")
+
+
+def build_from_settings(settings: dict):
+    """(machine, run settings) from settings as `aero run` takes them (``aero.config`` names):
+    the machine built, or restored from ``load_state`` (rebuilt from the settings saved with
+    it unless machine settings are given, which must then describe the same machine)."""
+    cfg, run = split_settings(settings)
+    for key in ("screenshot", "save_state"):
+        if run.get(key):
+            _writable_dir(run[key], f"--{key.replace('_', '-')}")
+    if run.get("max_instructions", 0) < 0:
+        raise ConfigError("--max-instructions must not be negative")
+    if "at_instruction" in run and "save_state" not in run:
+        raise ConfigError("--at-instruction needs --save-state")
+    state = None
+    if run.get("load_state"):
+        header, state = statefile.load(run["load_state"])
+        if not any(k in settings and k != "demo" for k in HARDWARE_KEYS):
+            saved = {k: v for k, v in header.get("config", {}).items() if k in HARDWARE_KEYS}
+            host = {k: v for k, v in cfg.__dict__.items()
+                    if k in ("serial", "debugcon", "firmware_log", "post_codes")}
+            cfg = MachineConfig(**saved, **host)
+        m = build_machine(cfg)
+        try:
+            statefile.check_identity(header["machine"], m)
+            m.set_state(state)
+        except ValueError as e:
+            m.close()
+            raise ConfigError(f"--load-state: {run['load_state']}: {e}") from None
+    else:
+        m = build_machine(cfg)
+    return m, run
 
 
 def _print_post_code(v: int) -> None:

@@ -22,26 +22,12 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="aero", description="Aero Workbench: an x86 PC emulator built to be looked into")
-    sub = p.add_subparsers(dest="cmd", parser_class=_Parser)
-
-    b = sub.add_parser("bench", help="speed figures: guest MIPS, hook overheads, stepping, "
-                       "snapshots, boots")
-    b.add_argument("--seconds", type=float, default=2.0, help="time per kernel (default 2)")
-    b.add_argument("--kernel", action="append", help="run only these kernels")
-    b.add_argument("--boot", action="store_true",
-                   help="time whole boots instead: SeaBIOS and the Aero BIOS booting a floppy")
-    b.add_argument("--machine", action="store_true",
-                   help="Machine.step rate and snapshot/restore times instead")
-    b.add_argument("--callgrind", action="store_true",
-                   help="host instructions per guest instruction under valgrind instead")
-    b.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
-
-    r = sub.add_parser("run", help="run a PC (today: a raw firmware image given with --bios)")
-    r.add_argument("--bios", metavar="seabios|bochs|PATH",
-                   help="firmware: Debian's SeaBIOS or Bochs BIOS, or an image (64/128/256 KiB) "
-                   "mapped at the top of 4 GiB with its last 128 KiB below 1 MiB")
+def add_machine_options(r) -> None:
+    """The options that describe a machine (`aero run`, `aero debug`, `aero tui`)."""
+    r.add_argument("--bios", metavar="aero|seabios|bochs|PATH",
+                   help="firmware: the built-in Aero BIOS (default), Debian's SeaBIOS or Bochs "
+                   "BIOS, or an image (64/128/256 KiB) mapped at the top of 4 GiB with its last "
+                   "128 KiB below 1 MiB")
     r.add_argument("--vgabios", metavar="PATH", help="VGA BIOS served through the VGA's ROM BAR")
     r.add_argument("--kernel", metavar="ELF", help="multiboot kernel (ELF32 or a.out kludge), "
                    "started directly in protected mode")
@@ -62,21 +48,42 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--ips", type=int, default=None, metavar="N",
                    help="guest instructions per virtual second (default 20000000)")
     r.add_argument("--rtc", metavar="ISO8601", help="RTC start time (default 2026-01-01T12:00:00)")
-    r.add_argument("--max-instructions", type=int, metavar="N", help="stop after N instructions")
-    r.add_argument("--timeout", type=float, metavar="SECONDS", help="wall-clock limit (exit 4)")
-    r.add_argument("--realtime", action="store_true", help="pace virtual time to the wall clock")
     r.add_argument("--no-reboot", action="store_true", help="stop on triple fault (exit 6)")
     r.add_argument("--serial", metavar="stdio|FILE|none", help="COM1 output (default stdio)")
     r.add_argument("--serial-input", metavar="FILE", help="bytes fed into COM1")
     r.add_argument("--keys", metavar="TEXT", help="type TEXT on the PS/2 keyboard: characters, "
                    "{Enter} {F1} {Ctrl+c} ..., {wait 500ms}")
-    r.add_argument("--screenshot", metavar="PNG", help="save the screen when the run ends")
-    r.add_argument("--headless", action="store_true",
-                   help="no display window (today every run is headless: the window comes "
-                   "with the display front-end)")
     r.add_argument("--debugcon", metavar="stdio|FILE", help="port 0xE9 output")
     r.add_argument("--firmware-log", metavar="stdio|FILE", help="port 0x402 output")
     r.add_argument("--post-codes", action="store_true", help="print port 0x80 POST codes")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="aero", description="Aero Workbench: an x86 PC emulator built to be looked into")
+    sub = p.add_subparsers(dest="cmd", parser_class=_Parser)
+
+    b = sub.add_parser("bench", help="speed figures: guest MIPS, hook overheads, stepping, "
+                       "snapshots, boots")
+    b.add_argument("--seconds", type=float, default=2.0, help="time per kernel (default 2)")
+    b.add_argument("--kernel", action="append", help="run only these kernels")
+    b.add_argument("--boot", action="store_true",
+                   help="time whole boots instead: SeaBIOS and the Aero BIOS booting a floppy")
+    b.add_argument("--machine", action="store_true",
+                   help="Machine.step rate and snapshot/restore times instead")
+    b.add_argument("--callgrind", action="store_true",
+                   help="host instructions per guest instruction under valgrind instead")
+    b.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+
+    r = sub.add_parser("run", help="run a PC: the built-in demo, a floppy, a disk, a CD, a "
+                       "multiboot kernel or a firmware image")
+    add_machine_options(r)
+    r.add_argument("--max-instructions", type=int, metavar="N", help="stop after N instructions")
+    r.add_argument("--timeout", type=float, metavar="SECONDS", help="wall-clock limit (exit 4)")
+    r.add_argument("--realtime", action="store_true", help="pace virtual time to the wall clock")
+    r.add_argument("--screenshot", metavar="PNG", help="save the screen when the run ends")
+    r.add_argument("--headless", action="store_true",
+                   help="no display window (without a display the run is headless anyway, "
+                   "with a one-line notice)")
     r.add_argument("--state-hash", action="store_true",
                    help="print 'state-hash icount=N sha256=HEX' to stderr at the end")
     r.add_argument("--save-state", metavar="FILE",
@@ -87,6 +94,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--load-state", metavar="FILE",
                    help="start from a saved state (the machine is rebuilt from the settings "
                    "saved with it unless machine options are given, which must match)")
+
+    d = sub.add_parser("debug", help="the debugger as a line-oriented console (gdb/Bochs-like "
+                       "commands; 'help' lists them)")
+    add_machine_options(d)
+    d.add_argument("-x", "--command", metavar="SCRIPT", action="append", dest="scripts",
+                   help="run the commands in SCRIPT first (repeatable)")
+    d.add_argument("--eval", "-ex", metavar="COMMAND", action="append", dest="commands",
+                   help="run COMMAND first (after the scripts; repeatable)")
+    d.add_argument("--symbols", metavar="FILE[@BIAS]", action="append",
+                   help="load symbols: a NASM map file or an ELF file (repeatable)")
+    d.add_argument("--batch", action="store_true",
+                   help="exit after the scripts and commands instead of reading standard input")
+    d.add_argument("--load-state", metavar="FILE", help="start from a saved state")
 
     c = sub.add_parser("conformance", help="check the CPU against external references")
     csub = c.add_subparsers(dest="suite", parser_class=_Parser)
@@ -125,6 +145,11 @@ def main(argv=None) -> int:
         if args.cmd == "run":
             from .runcmd import run_command
             return run_command(settings_from_args(args))
+        if args.cmd == "debug":
+            from .debug.console import main as debug_main
+            return debug_main(settings_from_args(args), scripts=args.scripts or [],
+                              commands=args.commands or [], symbols=args.symbols or [],
+                              batch=args.batch)
         if args.cmd == "bench":
             from .bench import main as bench_main
             return bench_main(seconds=args.seconds, kernels=args.kernel, boot=args.boot,

@@ -91,6 +91,9 @@ class CR3Load:
     new: int
 
 
+AFTER = "after"        # an exec callback's result: stop right after the instruction
+
+
 class Hook:
     """A handle on an installed hook."""
 
@@ -150,17 +153,22 @@ class Hooks:
 
     # -- execution -----------------------------------------------------------------------------------
     def exec(self, fn, address: int | None = None, end: int | None = None,
-             physical: bool = False) -> Hook:
+             physical: bool = False, match=None) -> Hook:
         """``fn(machine, address)`` before each instruction at ``address`` (or in [address,
-        end)), linear unless ``physical``; with no address, before every instruction."""
+        end)), linear unless ``physical``; with no address, before every instruction;
+        ``match``: only instructions this predicate on the decoded instruction accepts.
+
+        The callback's result: a true value stops the machine before the instruction;
+        ``AFTER`` lets it run and stops the machine right after it."""
         if address is None:
             lo, hi = 0, 1 << 32
         else:
             lo, hi = address & 0xFFFFFFFF, (end if end is not None else address + 1)
-        where = "every instruction" if address is None else \
-            f"{'phys' if physical else 'lin'} {lo:#x}" + (f"-{hi:#x}" if hi - lo > 1 else "")
+        where = ("every instruction" if address is None else
+                 f"{'phys' if physical else 'lin'} {lo:#x}" +
+                 (f"-{hi:#x}" if hi - lo > 1 else "")) + (" (matching)" if match else "")
         hook = Hook(self, "exec", fn, where)
-        pt = ExecPoint(self._exec_fire(hook, physical), lo, hi, physical=physical)
+        pt = ExecPoint(self._exec_fire(hook, physical), lo, hi, physical=physical, match=match)
         return self._add_point(hook, pt)
 
     def block(self, fn) -> Hook:
@@ -174,7 +182,15 @@ class Hooks:
         def fire(cpu, lin, phys):
             if cpu.hook_skip:
                 return
-            if hooks._call(hook, phys if physical else lin):
+            hook.hits += 1
+            try:
+                r = hook.fn(hooks.machine, phys if physical else lin)
+            except Exception as e:          # carried out of run_until at the stop
+                hooks.error = hooks.error or e
+                r = True
+            if r is AFTER:
+                hooks._stop_after(hook)
+            elif r:
                 cpu.hook_stop = hook
                 cpu.hook_before = True
                 cpu.attn = True

@@ -23,6 +23,7 @@ same run.
 
 from __future__ import annotations
 
+import collections
 import re
 from dataclasses import dataclass
 
@@ -106,8 +107,9 @@ class KeyInput:
 
 @dataclass(frozen=True, slots=True)
 class MouseInput:
-    """PS/2 mouse motion (dx right, dy up, dz wheel) and buttons (bit 0 left, 1 right, 2
-    middle; None: unchanged)."""
+    """PS/2 mouse motion in screen directions, as hosts report it (dx right, dy down, dz
+    wheel towards the user) and buttons (bit 0 left, 1 right, 2 middle; None: unchanged).
+    The mouse turns dy into the PS/2 packet's upward Y."""
     dx: int = 0
     dy: int = 0
     dz: int = 0
@@ -149,13 +151,36 @@ def event_from_data(data: list):
 
 
 class InputQueue:
-    """The machine's input queue: events stamped with the tick they take effect at."""
+    """The machine's input queue: events stamped with the tick they take effect at.
+
+    ``post(tick, event)`` is for code running with the machine (scripts, ``--keys``).  Live
+    input from other threads (a display window, a terminal) goes through ``submit(event)``:
+    thread-safe, it stops the running slice at the next instruction boundary, and the machine
+    posts the event for that instruction count (``Machine.run_until`` drains the submissions
+    between slices), so a recording sees exactly when it took effect."""
 
     def __init__(self, machine):
         self.machine = machine
         self.pending: dict[int, tuple] = {}         # number -> (tick, event, clock event)
         self.count = 0                              # events posted so far (numbers them)
         self.listeners = []                         # callables(tick, event) (recorders)
+        self.submitted: collections.deque = collections.deque()    # from other threads
+
+    def submit(self, event) -> None:
+        """Host input from any thread: takes effect at the next instruction boundary."""
+        if type(event) not in _KIND_OF:
+            raise TypeError(f"not an input event: {event!r}")
+        self.submitted.append(event)
+        self.machine.cpu.request_stop()             # the run loop drains it
+
+    def drain(self) -> int:
+        """Post what other threads submitted, at the current tick (the machine's thread)."""
+        n = 0
+        now = self.machine.clock.now()
+        while self.submitted:
+            self.post(now, self.submitted.popleft())
+            n += 1
+        return n
 
     def post(self, tick: int, event) -> int:
         """``event`` takes effect at virtual tick ``tick`` (never earlier than now)."""

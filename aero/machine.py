@@ -326,6 +326,8 @@ class Machine:
                     self._user_stop = False
                     cpu.stop_requested = False
                     return self._result("stop")
+                if self.inputs.submitted:
+                    self.inputs.drain()
                 if icount is not None and cpu.icount >= icount:
                     return self._result("limit")
                 now = clock.now()

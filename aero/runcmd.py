@@ -16,52 +16,14 @@ import os
 import sys
 
 from . import statefile
-from .build import build_machine
-from .config import HARDWARE_KEYS, ConfigError, MachineConfig, split_settings
+from .build import build_from_settings
+from .config import ConfigError
 from .display.png import write_png
 from .display.render import render
 
 # `aero run` defaults that differ from a MachineConfig's (a library user gets no output unless
 # asked; the command prints COM1)
 CLI_DEFAULTS = {"serial": "stdio"}
-
-
-def _writable_dir(path: str, what: str) -> None:
-    d = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(d):
-        raise ConfigError(f"{what}: directory {d} does not exist")
-    if os.path.isdir(path):
-        raise ConfigError(f"{what}: {path} is a directory")
-
-
-def _machine(settings: dict):
-    """(machine, run settings, saved state or None) for the settings."""
-    cfg, run = split_settings(settings)
-    for key in ("screenshot", "save_state"):
-        if run.get(key):
-            _writable_dir(run[key], f"--{key.replace('_', '-')}")
-    if run.get("max_instructions", 0) < 0:
-        raise ConfigError("--max-instructions must not be negative")
-    if "at_instruction" in run and "save_state" not in run:
-        raise ConfigError("--at-instruction needs --save-state")
-    state = None
-    if run.get("load_state"):
-        header, state = statefile.load(run["load_state"])
-        if not any(k in settings and k != "demo" for k in HARDWARE_KEYS):
-            saved = {k: v for k, v in header.get("config", {}).items() if k in HARDWARE_KEYS}
-            host = {k: v for k, v in cfg.__dict__.items()
-                    if k in ("serial", "debugcon", "firmware_log", "post_codes")}
-            cfg = MachineConfig(**saved, **host)
-        m = build_machine(cfg)
-        try:
-            statefile.check_identity(header["machine"], m)
-            m.set_state(state)
-        except ValueError as e:
-            m.close()
-            raise ConfigError(f"--load-state: {run['load_state']}: {e}") from None
-    else:
-        m = build_machine(cfg)
-    return m, run
 
 
 def _save(m, path: str) -> bool:
@@ -73,36 +35,61 @@ def _save(m, path: str) -> bool:
     return True
 
 
+def _execute(m, run: dict):
+    """Run the machine as the run settings say (saving a state at an instruction count or at
+    the end); (RunResult, whether every save worked)."""
+    limit = run.get("max_instructions")
+    save_at = run.get("at_instruction")
+    saved_ok = True
+    timing = {"timeout": run.get("timeout"), "realtime": run.get("realtime", False)}
+    if save_at is not None and m.cpu.icount <= save_at and (limit is None or save_at <= limit):
+        res = m.run(max_instructions=save_at, **timing)
+        if res.status == "limit" and m.cpu.icount == save_at:
+            saved_ok = _save(m, run["save_state"])
+            res = m.run(max_instructions=limit, **timing)
+        else:
+            print(f"aero: --at-instruction {save_at}: the run ended ({res.status}) at "
+                  f"instruction {m.cpu.icount}; no state saved", file=sys.stderr)
+        return res, saved_ok
+    if save_at is not None:
+        print(f"aero: --at-instruction {save_at} is outside this run; no state saved",
+              file=sys.stderr)
+    res = m.run(max_instructions=limit, **timing)
+    if run.get("save_state") and save_at is None and res.status != "error":
+        saved_ok = _save(m, run["save_state"])
+    return res, saved_ok
+
+
+def _title(settings: dict) -> str:
+    for key in ("kernel", "cdrom", "hda", "fda", "bios"):
+        v = settings.get(key)
+        if isinstance(v, str):
+            return os.path.basename(v)
+    return "demo"
+
+
 def run_command(settings: dict) -> int:
     """Run a machine from settings (``aero.config``: option names; what --config and the
     command line gave, merged by ``aero.cli``)."""
     try:
-        m, run = _machine({**CLI_DEFAULTS, **settings})
+        m, run = build_from_settings({**CLI_DEFAULTS, **settings})
     except ConfigError as e:
         print(f"aero: {e}", file=sys.stderr)
         return 2
-    limit = run.get("max_instructions")
-    save_at = run.get("at_instruction")
-    saved_ok = True
     try:
-        if save_at is not None and m.cpu.icount <= save_at and (limit is None or save_at <= limit):
-            res = m.run(max_instructions=save_at, timeout=run.get("timeout"),
-                        realtime=run.get("realtime", False))
-            if res.status == "limit" and m.cpu.icount == save_at:
-                saved_ok = _save(m, run["save_state"])
-                res = m.run(max_instructions=limit, timeout=run.get("timeout"),
-                            realtime=run.get("realtime", False))
-            else:
-                print(f"aero: --at-instruction {save_at}: the run ended ({res.status}) at "
-                      f"instruction {m.cpu.icount}; no state saved", file=sys.stderr)
+        window = None
+        if not run.get("headless"):
+            from .display.window import open_window, run_with_window   # pygame: only if used
+            window, why = open_window(m, title=_title(settings))
+            if why:
+                print(why, file=sys.stderr)
+        if window is not None:
+            try:
+                res, saved_ok = run_with_window(window, go=lambda: _execute(m, run))
+            finally:
+                window.close()
         else:
-            if save_at is not None:
-                print(f"aero: --at-instruction {save_at} is outside this run; no state saved",
-                      file=sys.stderr)
-            res = m.run(max_instructions=limit, timeout=run.get("timeout"),
-                        realtime=run.get("realtime", False))
-            if run.get("save_state") and save_at is None and res.status != "error":
-                saved_ok = _save(m, run["save_state"])
+            res, saved_ok = _execute(m, run)
     except KeyboardInterrupt:
         print("aero: interrupted", file=sys.stderr)
         return 130

@@ -377,6 +377,7 @@ def run_settings(scn: Scenario, workdir: str, bios: str | None = None) -> dict:
         settings["bios"] = bios
         settings["timeout"] = max(settings["timeout"], 300.0)
     settings["serial"] = os.path.join(workdir, "serial.out")
+    settings["headless"] = True
     return settings
 
 

@@ -262,7 +262,7 @@ class CodeCache:
             op, ends = compile_insn(cpu, ins, code32)
             if points is not None:
                 lin = (base + eip) & 0xFFFFFFFF
-                hit = points.at(lin, phys_of[0][1], first=not ops)
+                hit = points.at(lin, phys_of[0][1], first=not ops, ins=ins)
                 if hit:
                     op = hooked(op, hit, cpu, eip, lin, phys_of[0][1])
             insns.append(ins)

@@ -470,7 +470,7 @@ class CPU:
             self._points_changed(pt)
 
     def _points_changed(self, pt) -> None:
-        if pt.everywhere:
+        if pt.everywhere or pt.match is not None:
             self.cache.flush()
         elif pt.physical:
             self.cache.invalidate_physical(pt.lo, pt.hi)

@@ -28,10 +28,13 @@ EVERY = (0, 1 << 32)
 
 
 class ExecPoint:
-    __slots__ = ("lo", "hi", "physical", "entry", "guest", "fire")
+    __slots__ = ("lo", "hi", "physical", "entry", "guest", "fire", "match")
 
     def __init__(self, fire, lo: int = 0, hi: int = 1 << 32, physical: bool = False,
-                 entry: bool = False, guest: bool = False):
+                 entry: bool = False, guest: bool = False, match=None):
+        """``match``: a predicate on the decoded instruction (``aero.cpu.decoder.Insn``);
+        the point then covers only the instructions in its range it accepts (all RETs, the
+        magic breakpoint ``xchg bx, bx``)."""
         if not 0 <= lo < hi <= 1 << 32:
             raise ValueError(f"bad address range {lo:#x}-{hi:#x}")
         self.fire = fire
@@ -39,6 +42,7 @@ class ExecPoint:
         self.physical = physical
         self.entry = entry
         self.guest = guest
+        self.match = match
 
     @property
     def everywhere(self) -> bool:
@@ -59,14 +63,14 @@ class ExecPoints:
         self._ranges: list[ExecPoint] = []                 # wider ranges and block entries
 
     def add(self, pt: ExecPoint) -> None:
-        if pt.hi - pt.lo == 1 and not pt.entry:
+        if pt.hi - pt.lo == 1 and not pt.entry and pt.match is None:
             self._single.setdefault((pt.physical, pt.lo), []).append(pt)
         else:
             self._ranges.append(pt)
         self.count += 1
 
     def remove(self, pt: ExecPoint) -> bool:
-        if pt.hi - pt.lo == 1 and not pt.entry:
+        if pt.hi - pt.lo == 1 and not pt.entry and pt.match is None:
             lst = self._single.get((pt.physical, pt.lo), [])
             if pt not in lst:
                 return False
@@ -86,15 +90,16 @@ class ExecPoints:
         every-instruction point, are compiled into the middle of blocks instead)."""
         return (False, lin) in self._single or (True, phys) in self._single
 
-    def at(self, lin: int, phys: int, first: bool) -> list:
-        """The points that fire before the instruction at ``lin`` (physical ``phys``), host
-        points first; ``first``: it starts a block."""
+    def at(self, lin: int, phys: int, first: bool, ins=None) -> list:
+        """The points that fire before the instruction ``ins`` at ``lin`` (physical ``phys``),
+        host points first; ``first``: it starts a block."""
         out = list(self._single.get((False, lin), ())) + list(self._single.get((True, phys), ()))
         for pt in self._ranges:
             if pt.entry:
                 if first:
                     out.append(pt)
-            elif pt.lo <= (phys if pt.physical else lin) < pt.hi:
+            elif pt.lo <= (phys if pt.physical else lin) < pt.hi and \
+                    (pt.match is None or pt.match(ins)):
                 out.append(pt)
         if len(out) > 1:
             out.sort(key=lambda p: p.guest)

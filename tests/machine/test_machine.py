@@ -80,7 +80,8 @@ def test_bad_input_is_one_line_and_status_2(argv, message, capsys):
 
 
 def test_run_command_exit_status_and_state_hash(capsys):
-    code = aero_main(["run", "--bios", TIMER, "--debugcon", "stdio", "--state-hash"])
+    code = aero_main(["run", "--bios", TIMER, "--debugcon", "stdio", "--state-hash",
+                      "--headless"])
     cap = capsys.readouterr()
     assert code == 33
     assert "TICKS 100" in cap.out

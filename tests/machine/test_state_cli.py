@@ -20,7 +20,7 @@ def floppy(tmp_path):
 
 
 def run(*argv):
-    return aero_main(["run", *argv])
+    return aero_main(["run", "--headless", *argv])
 
 
 def state_hash(err):

@@ -1,0 +1,1 @@
+"""Profiling a running guest: where its time goes (``aero.profile.live``)."""
