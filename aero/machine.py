@@ -339,7 +339,7 @@ class Machine:
                     budget = min(budget, icount - cpu.icount)
                 why = cpu.run(budget)
                 clock.run_due()
-                if why == "hook":
+                if why == "hook" or why == "shutdown" and cpu.take_hook_stop():
                     return self._hook_stop()
                 if why == "halt" and not self._reset_pending and self.exit_status is None:
                     if not cpu.flags & F.IF and not cpu.nmi_pending:

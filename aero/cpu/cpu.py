@@ -615,6 +615,14 @@ class CPU:
             return "halt"
         return None
 
+    def take_hook_stop(self) -> bool:
+        """Hand over a hook's stop request that ``run`` could not report itself (it returned
+        "shutdown" on the way); True if there was one."""
+        if self.hook_stop is None:
+            return False
+        self._hook_stopped()
+        return True
+
     def _hook_stopped(self) -> str:
         """A hook asked to stop: hand it over (``stopped_by``) and remember where a stop
         before an instruction left the CPU, so that resuming there runs that instruction."""

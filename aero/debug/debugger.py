@@ -39,9 +39,10 @@ from .symbols import SymbolTable
 VECTOR_NAMES = {v.lstrip("#").lower(): k for k, v in FAULT_NAMES.items()}
 VECTOR_NAMES.update({"triple": "triple"})
 
+# instruction kinds by table entry name (aero/cpu/table.py: the semantic template's name)
 _CALLS = frozenset(("CALL", "CALL_RM", "CALLF", "CALLF_M", "INT", "INT3", "INTO", "INT1"))
-_LOOPS = frozenset(("LOOP", "LOOPE", "LOOPNE", "JCXZ"))
-_RETURNS = frozenset(("RET", "RETF", "IRET", "IRETD"))
+_LOOPS = frozenset(("LOOP", "JCXZ"))                    # LOOP, LOOPE, LOOPNE, JCXZ/JECXZ
+_RETURNS = frozenset(("RETN", "RETN_IMM", "RETF", "IRET"))
 
 
 class DebugError(ValueError):

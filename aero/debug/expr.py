@@ -18,7 +18,8 @@ Grammar (lowest precedence first; Python's keyword operators work too)::
               | [ "byte" | "word" | "dword" | "qword" ] "[" expr "]"     memory (default dword)
               | "phys" "[" expr "]"                                       physical memory, dword
 
-Numbers: ``0x7c00``, ``7c00h``, ``0b101``, ``0o17``, ``123``.  Registers: ``eax``..``edi``,
+Numbers: ``0x7c00``, ``7c00h``, ``0b101``, ``0o17``, ``123``; in ``seg:off`` written with two
+bare hex numbers (``0000:7c00``, ``f000:fff0``) both parts are hex, as everyone writes them.  Registers: ``eax``..``edi``,
 ``ax``..``di``, ``al``..``bh``, ``eip``/``ip``/``pc``, ``eflags``/``flags``, ``es``..``gs``,
 ``cr0``-``cr4``, ``dr0``-``dr7``, ``efer``, ``cpl``; a leading ``$`` is allowed (gdb's ``$pc``).
 Anything else that looks like a name is a symbol (NASM local labels ``parent.local`` included).
@@ -50,10 +51,14 @@ class ExprError(ValueError):
     """A malformed expression or one that cannot be evaluated (one line)."""
 
 
+# seg:off written the conventional way, both parts bare hex: 0000:7c00, f000:fff0
+_BARE_SEGOFF = re.compile(r"(?<![\w.$])([0-9a-fA-F]{1,8}):([0-9a-fA-F]{1,8})(?![\w.])")
+
+
 def tokenize(text: str) -> list[tuple[str, str]]:
     out = []
     pos = 0
-    text = text.rstrip()
+    text = _BARE_SEGOFF.sub(lambda m: f"0x{m.group(1)}:0x{m.group(2)}", text.rstrip())
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         if not m or m.end() == pos:
