@@ -28,12 +28,14 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 from . import scenarios
 from .build import ROOT, build_machine
 from .config import FIRMWARE, MachineConfig
 from .cpu.presets import flat32, set_flat32
+from .debug.debugger import Debugger
 from .machine import Machine
 
 CODE = 0x1000
@@ -281,6 +283,15 @@ def machine_figures() -> dict:
             n += 1
         out["step_per_s"] = n / (time.perf_counter() - t0)
 
+        dbg = Debugger(_scenario_machine("pmode", d))
+        dbg.m.run(max_instructions=2000)
+        n, t0 = 0, time.perf_counter()
+        while n < 20000:
+            dbg.step()
+            n += 1
+        out["debugger_step_per_s"] = n / (time.perf_counter() - t0)
+        out["pause_latency_ms"] = _pause_latency(d)
+
         m = _scenario_machine("demo", d)
         m.run(max_instructions=300_000)
         t0 = time.perf_counter()
@@ -308,6 +319,32 @@ def machine_figures() -> dict:
         out["restore_all_32mib_ms"] = (time.perf_counter() - t0) * 1e3
         del s2
     return out
+
+
+def _pause_latency(workdir: str, trials: int = 10) -> float:
+    """The worst time (ms) from Debugger.pause() in another thread to the run returning, with
+    the guest busy (the mode13h scenario drawing) or waiting for timer interrupts (irq)."""
+    worst = 0.0
+    for i in range(trials):
+        dbg = Debugger(_scenario_machine("mode13h" if i % 2 else "irq", workdir))
+        done = threading.Event()
+        box = {}
+
+        def run():
+            box["stop"] = dbg.cont()
+            box["t"] = time.perf_counter()
+            done.set()
+        th = threading.Thread(target=run, daemon=True)
+        th.start()
+        time.sleep(0.05 + 0.013 * i)
+        t0 = time.perf_counter()
+        dbg.pause()
+        done.wait(5)
+        th.join()
+        if box["stop"].reason != "pause":
+            continue                                    # the guest ended first
+        worst = max(worst, (box["t"] - t0) * 1e3)
+    return worst
 
 
 # ---------------------------------------------------------------------------------------------
@@ -399,6 +436,9 @@ def main(seconds: float = 2.0, kernels=None, boot: bool = False, machine: bool =
             print("aero bench --machine: driving a machine and snapshots")
             f = figures["machine"] = machine_figures()
             print(f"  Machine.step()                         {f['step_per_s']:10,.0f} steps/s")
+            print(f"  Debugger.step()                        "
+                  f"{f['debugger_step_per_s']:10,.0f} steps/s")
+            print(f"  pause latency (worst of 10)            {f['pause_latency_ms']:8.1f} ms")
             print(f"  snapshot, demo at 300k (first)         {f['snapshot_first_ms']:8.1f} ms")
             print(f"  snapshot after 100k more instructions  "
                   f"{f['snapshot_after_100k_ms']:8.1f} ms")

@@ -94,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--load-state", metavar="FILE",
                    help="start from a saved state (the machine is rebuilt from the settings "
                    "saved with it unless machine options are given, which must match)")
+    r.add_argument("--gdb", metavar="[HOST:]PORT",
+                   help="serve the GDB remote protocol (127.0.0.1 unless HOST is given); the "
+                   "machine waits for gdb before its first instruction")
+    r.add_argument("--gdb-nowait", action="store_true",
+                   help="with --gdb: run at once; gdb can attach later")
 
     d = sub.add_parser("debug", help="the debugger as a line-oriented console (gdb/Bochs-like "
                        "commands; 'help' lists them)")

@@ -190,6 +190,7 @@ class Machine:
         self.aero_bios = None               # the Aero BIOS device, when it is the firmware
         self._reset_pending = False
         self._user_stop = False
+        self.running = False                # a run_until is in progress (any thread may ask)
         cpu.on_shutdown = self._on_shutdown
         self.hooks = Hooks(self)
         self.inputs = InputQueue(self)
@@ -294,8 +295,11 @@ class Machine:
         return self.run_until(instructions=n)
 
     def request_stop(self) -> None:
-        """Stop the current (or next) run at the next instruction boundary: status "stop".
-        Safe to call from any thread."""
+        """Stop the current run at the next instruction boundary: status "stop".  Safe to
+        call from any thread; nothing happens if no run is in progress (the machine is
+        stopped already)."""
+        if not self.running:
+            return
         self._user_stop = True
         self.cpu.request_stop()
 
@@ -306,10 +310,18 @@ class Machine:
         guest ends the run, or ``timeout`` seconds of wall time pass ("timeout").  While the CPU
         is halted, virtual time jumps to the next device event.  ``realtime`` paces virtual time
         to the wall clock."""
-        cpu, clock = self.cpu, self.clock
         if instructions is not None:
-            target = cpu.icount + max(0, instructions)
+            target = self.cpu.icount + max(0, instructions)
             icount = target if icount is None else min(icount, target)
+        self.running = True
+        try:
+            return self._run(icount, timeout, realtime)
+        finally:
+            self.running = False
+            self._user_stop = False
+
+    def _run(self, icount, timeout, realtime) -> RunResult:
+        cpu, clock = self.cpu, self.clock
         wall0 = time.monotonic()
         virt0 = clock.now()
         deadline = wall0 + timeout if timeout else None

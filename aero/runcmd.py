@@ -18,6 +18,7 @@ import sys
 from . import statefile
 from .build import build_from_settings
 from .config import ConfigError
+from .debug.gdbstub import parse_address, run_gdb
 from .display.png import write_png
 from .display.render import render
 
@@ -37,7 +38,11 @@ def _save(m, path: str) -> bool:
 
 def _execute(m, run: dict):
     """Run the machine as the run settings say (saving a state at an instruction count or at
-    the end); (RunResult, whether every save worked)."""
+    the end; under gdb's control with --gdb); (RunResult, whether every save worked)."""
+    if run.get("gdb"):
+        res = run_gdb(m, run["gdb"], wait=not run.get("gdb_nowait"),
+                      log=lambda text: print(f"aero: {text}", file=sys.stderr, flush=True))
+        return res, True
     limit = run.get("max_instructions")
     save_at = run.get("at_instruction")
     saved_ok = True
@@ -73,6 +78,13 @@ def run_command(settings: dict) -> int:
     command line gave, merged by ``aero.cli``)."""
     try:
         m, run = build_from_settings({**CLI_DEFAULTS, **settings})
+        if run.get("gdb_nowait") and not run.get("gdb"):
+            raise ConfigError("--gdb-nowait needs --gdb")
+        if run.get("gdb"):
+            try:
+                parse_address(run["gdb"])
+            except ValueError as e:
+                raise ConfigError(f"--gdb: {e}") from None
     except ConfigError as e:
         print(f"aero: {e}", file=sys.stderr)
         return 2

@@ -97,7 +97,10 @@ class Block:
         (its list iterator, or the counter of ``_partial``)."""
         f = sys._getframe(1)
         while f is not None:
-            if f.f_code in _WHOLE:
+            code = f.f_code
+            if code is _PARTIAL:
+                return f.f_locals["k"]
+            if code in _WHOLE:
                 return len(self.ops) - f.f_locals["it"].__length_hint__() - 1
             f = f.f_back
         return len(self.ops) - 1

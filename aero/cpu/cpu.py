@@ -511,6 +511,8 @@ class CPU:
             remaining = self.target - icount
             if remaining <= 0:
                 self.hook_skip = False
+                if self.hook_stop is not None:        # asked by the budget's last instruction
+                    return self._hook_stopped()
                 return "budget"
             if check or self.attn:
                 why = self._between()

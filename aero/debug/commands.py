@@ -378,6 +378,9 @@ class Commands:
         if what in ("r", "reg", "registers"):
             return self.cmd_registers(word, fmt, rest)
         if what == "gdt":
+            if not d.cpu.cr0 & 1 and d.cpu.gdtr == [0, 0xFFFF] and "all" not in args:
+                return ("GDTR holds its reset value (base 0, limit 0xffff): no GDT has been "
+                        "loaded ('info gdt all' decodes it anyway)")
             return I.format_descriptors(I.gdt(m))
         if what == "ldt":
             return I.format_descriptors(I.ldt(m))

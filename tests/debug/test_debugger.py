@@ -285,3 +285,29 @@ def test_guest_rebuilds_identically(tmp_path):
     assert (tmp_path / "s.bin").read_bytes() == open(STEPPING, "rb").read()
     assert (tmp_path / "stepping.map").read_text().split("-- Symbols")[1] == \
         open(os.path.join(GUESTS, "stepping.map")).read().split("-- Symbols")[1]
+
+
+def test_a_watchpoint_hit_while_stepping_is_reported_by_that_step(stepping):
+    # found by the gdb stub's tests: a watch hit in an instruction run alone (a step, or the
+    # first one after a breakpoint) broke the time lookup, and a stop asked for by the last
+    # instruction of a step was reported by the next run instead
+    d = stepping
+    d.break_at("add_one")
+    d.cont()                                    # at 'inc word [counter]'
+    p = d.watch("counter", 2)
+    s = d.step()
+    assert s.reason == "watchpoint" and s.point is p and "New value = 0x0001" in s.message
+    s = d.step()
+    assert s.reason == "step"                   # nothing left over
+    c = d.catch_io(0x3F8, direction="out")
+    d.delete(p.id)
+    while d.current_insn().entry.name != "OUT":
+        d.next()                                # (over INT 10h: the BIOS does OUTs too)
+    s = d.step()
+    assert s.reason == "catch" and s.point is c
+
+
+def test_pause_when_nothing_runs_does_not_stop_the_next_run(stepping):
+    d = stepping
+    d.pause()
+    assert d.step().reason == "step"

@@ -1,0 +1,79 @@
+"""The TUI's key bindings in one table: the app binds them and the help screen lists them.
+
+Global keys are *priority* bindings (they work whichever widget has the focus, the command line
+included), except ``q`` and ``?``, which type themselves into text fields and act elsewhere.
+Ctrl+C pauses (it never quits: Ctrl+Q or ``quit`` does).  Each pane's own keys are listed
+under ``PANE_KEYS`` for the help screen; the panes bind them themselves.
+"""
+
+from __future__ import annotations
+
+from textual.binding import Binding
+
+TABS = (("code", "Code"), ("breakpoints", "Breakpoints"), ("tables", "Tables"),
+        ("paging", "Paging"), ("devices", "Devices"), ("serial", "Serial"), ("events", "Events"),
+        ("profile", "Profile"))
+
+# (keys, action, footer label or "", description, priority)
+GLOBAL_KEYS = (
+    ("f1", "help", "Help", "this help (also ? outside text fields)", True),
+    ("f5", "cont", "Cont", "continue: run until a breakpoint, a catch, the guest's end or a "
+     "pause", True),
+    ("f4", "run_to_cursor", "", "run to the disassembly cursor", True),
+    ("f9", "toggle_break", "Break", "toggle a breakpoint at the disassembly cursor (at the "
+     "current instruction when the cursor follows it)", True),
+    ("f10", "step_over", "Over", "step over: CALL, INT, REP strings and LOOPs run to the next "
+     "instruction", True),
+    ("f11", "step_into", "Into", "step one instruction (into calls and interrupts)", True),
+    ("shift+f11", "step_out", "Out", "step out: run until the current function returns", True),
+    ("f12", "pause", "Pause", "pause the running guest (within 100 ms)", True),
+    ("ctrl+c", "pause", "", "pause, as F12 (Ctrl+C never quits)", True),
+    ("f2", "show_tab('code')", "", "the Code tab (disassembly, registers, memory, stack)", True),
+    ("f6", "next_tab", "", "next tab", True),
+    ("shift+f6", "previous_tab", "", "previous tab", True),
+    ("escape", "focus_command", "", "back to the command line", False),
+    ("ctrl+q", "quit", "Quit", "quit (also the quit command, or q outside text fields)", True),
+    ("q", "quit", "", "quit (outside text fields)", False),
+    ("question_mark", "help", "", "this help (outside text fields)", False),
+)
+
+PANE_KEYS = (
+    ("Command line", (("up / down", "previous / next command"),
+                      ("tab", "complete a command or symbol name (when one is suggested)"),
+                      ("enter", "run the command; output in the log above"))),
+    ("Disassembly", (("up / down, pgup / pgdn", "move the cursor (the view stops following "
+                      "EIP)"),
+                     ("home or .", "back to the current instruction (follow EIP again)"))),
+    ("Memory", (("arrows, pgup / pgdn", "move the cursor / scroll"),
+                ("0-9 a-f", "type a byte (two digits) at the cursor: writes guest memory"),
+                ("p", "linear / physical"),
+                ("g", "edit the address: an expression, re-evaluated at every stop "
+                 "(ds:esi follows ESI)"))),
+    ("Breakpoints", (("space", "enable / disable the selected point"),
+                     ("delete", "delete it"),
+                     ("enter", "show a breakpoint's address in the disassembly"))),
+    ("Events", (("e", "event logging on / off (logging every interrupt costs)"),)),
+    ("Profile", (("r", "reset the figures"),)),
+    ("Serial", (("enter", "send the typed line to COM1 (with CR)"),)),
+)
+
+
+def bindings() -> list[Binding]:
+    """The app's bindings: the global keys, then alt+1 ... alt+8 for the tabs."""
+    out = [Binding(k, action, label or k, show=bool(label), priority=prio)
+           for k, action, label, _, prio in GLOBAL_KEYS]
+    for n, (tab_id, title) in enumerate(TABS, 1):
+        out.append(Binding(f"alt+{n}", f"show_tab('{tab_id}')", title, show=False,
+                           priority=True))
+    return out
+
+
+def describe_global() -> list[tuple[str, str]]:
+    """(key, what it does) rows for the help screen."""
+    rows = [(_key_text(k), desc) for k, _, _, desc, _ in GLOBAL_KEYS]
+    rows.append(("alt+1 ... alt+8", "tabs: " + ", ".join(t for _, t in TABS)))
+    return rows
+
+
+def _key_text(key: str) -> str:
+    return {"question_mark": "?"}.get(key, key)
