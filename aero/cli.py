@@ -6,7 +6,8 @@ import argparse
 import os
 import sys
 
-from .config import CONFIG_KEYS, ConfigError, read_toml
+from .config import ConfigError
+from .options import add_machine_options, add_run_options, settings_from_args
 
 DEFAULT_SINGLESTEP = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "testdata",
                                   "singlestep-80286")
@@ -20,42 +21,6 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message):                      # one clear line, exit status 2
         print(f"aero: {message}", file=sys.stderr)
         sys.exit(2)
-
-
-def add_machine_options(r) -> None:
-    """The options that describe a machine (`aero run`, `aero debug`, `aero tui`)."""
-    r.add_argument("--bios", metavar="aero|seabios|bochs|PATH",
-                   help="firmware: the built-in Aero BIOS (default), Debian's SeaBIOS or Bochs "
-                   "BIOS, or an image (64/128/256 KiB) mapped at the top of 4 GiB with its last "
-                   "128 KiB below 1 MiB")
-    r.add_argument("--vgabios", metavar="PATH", help="VGA BIOS served through the VGA's ROM BAR")
-    r.add_argument("--kernel", metavar="ELF", help="multiboot kernel (ELF32 or a.out kludge), "
-                   "started directly in protected mode")
-    r.add_argument("--cmdline", metavar="STR", help="the kernel's command line")
-    r.add_argument("--module", action="append", metavar="FILE[,ARGS]",
-                   help="a multiboot module (repeatable)")
-    r.add_argument("--config", metavar="FILE.toml", help="settings as TOML (the option names, "
-                   "with - or _); options given on the command line override it")
-    r.add_argument("--memory", type=int, metavar="MiB", help="RAM (default 32)")
-    r.add_argument("--fda", metavar="IMG", help="floppy image in drive A: (160K-2.88M)")
-    r.add_argument("--fdb", metavar="IMG", help="floppy image in drive B:")
-    r.add_argument("--hda", metavar="IMG", help="raw hard disk image, primary master")
-    r.add_argument("--hdb", metavar="IMG", help="raw hard disk image, primary slave")
-    r.add_argument("--cdrom", metavar="ISO", help="CD-ROM image, secondary master")
-    r.add_argument("--boot", metavar="ORDER", help="boot order as QEMU letters (default cad)")
-    r.add_argument("--writable", action="store_true",
-                   help="write guest disk changes to the image files (default: an overlay)")
-    r.add_argument("--ips", type=int, default=None, metavar="N",
-                   help="guest instructions per virtual second (default 20000000)")
-    r.add_argument("--rtc", metavar="ISO8601", help="RTC start time (default 2026-01-01T12:00:00)")
-    r.add_argument("--no-reboot", action="store_true", help="stop on triple fault (exit 6)")
-    r.add_argument("--serial", metavar="stdio|FILE|none", help="COM1 output (default stdio)")
-    r.add_argument("--serial-input", metavar="FILE", help="bytes fed into COM1")
-    r.add_argument("--keys", metavar="TEXT", help="type TEXT on the PS/2 keyboard: characters, "
-                   "{Enter} {F1} {Ctrl+c} ..., {wait 500ms}")
-    r.add_argument("--debugcon", metavar="stdio|FILE", help="port 0xE9 output")
-    r.add_argument("--firmware-log", metavar="stdio|FILE", help="port 0x402 output")
-    r.add_argument("--post-codes", action="store_true", help="print port 0x80 POST codes")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,33 +37,38 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Machine.step rate and snapshot/restore times instead")
     b.add_argument("--callgrind", action="store_true",
                    help="host instructions per guest instruction under valgrind instead")
+    b.add_argument("--travel", action="store_true",
+                   help="recording cost and time-travel speed instead (a long run: see "
+                   "--instructions)")
+    b.add_argument("--instructions", type=int, default=100_000_000, metavar="N",
+                   help="with --travel: the recording's length (default 100000000)")
+    b.add_argument("--keyframe-every", type=int, metavar="N",
+                   help="with --travel: the keyframe interval (default: the recorder's)")
     b.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
 
     r = sub.add_parser("run", help="run a PC: the built-in demo, a floppy, a disk, a CD, a "
                        "multiboot kernel or a firmware image")
     add_machine_options(r)
-    r.add_argument("--max-instructions", type=int, metavar="N", help="stop after N instructions")
-    r.add_argument("--timeout", type=float, metavar="SECONDS", help="wall-clock limit (exit 4)")
-    r.add_argument("--realtime", action="store_true", help="pace virtual time to the wall clock")
-    r.add_argument("--screenshot", metavar="PNG", help="save the screen when the run ends")
-    r.add_argument("--headless", action="store_true",
-                   help="no display window (without a display the run is headless anyway, "
-                   "with a one-line notice)")
-    r.add_argument("--state-hash", action="store_true",
-                   help="print 'state-hash icount=N sha256=HEX' to stderr at the end")
-    r.add_argument("--save-state", metavar="FILE",
-                   help="save the machine's state to FILE when the run ends (or at "
-                   "--at-instruction N, then go on)")
-    r.add_argument("--at-instruction", type=int, metavar="N",
-                   help="with --save-state: save when the instruction count reaches N")
-    r.add_argument("--load-state", metavar="FILE",
-                   help="start from a saved state (the machine is rebuilt from the settings "
-                   "saved with it unless machine options are given, which must match)")
-    r.add_argument("--gdb", metavar="[HOST:]PORT",
-                   help="serve the GDB remote protocol (127.0.0.1 unless HOST is given); the "
-                   "machine waits for gdb before its first instruction")
-    r.add_argument("--gdb-nowait", action="store_true",
-                   help="with --gdb: run at once; gdb can attach later")
+    add_run_options(r)
+
+    rc = sub.add_parser("record", help="run a PC as `aero run` does and record the run: "
+                        "keyframes, host input, checkpoints (for aero replay and time travel)")
+    rc.add_argument("out", metavar="OUT", help="the recording file to write")
+    add_machine_options(rc)
+    add_run_options(rc)
+    rc.add_argument("--keyframe-every", type=int, metavar="N",
+                    help="a keyframe every N instructions (default 1000000)")
+    rc.add_argument("--checkpoint-every", type=int, metavar="N",
+                    help="registers checked every N instructions (default 4096; 1 pins a "
+                    "replay divergence to its instruction)")
+
+    rp = sub.add_parser("replay", help="re-execute a recording and check it; or serve it to "
+                        "gdb with reverse execution")
+    rp.add_argument("file", metavar="FILE", help="a recording (aero record)")
+    rp.add_argument("--serial", metavar="stdio|FILE|none", help="COM1 output (default stdio)")
+    rp.add_argument("--debugcon", metavar="stdio|FILE", help="port 0xE9 output")
+    rp.add_argument("--gdb", metavar="[HOST:]PORT",
+                    help="serve the recording to gdb instead (reverse-stepi, reverse-continue)")
 
     d = sub.add_parser("debug", help="the debugger as a line-oriented console (gdb/Bochs-like "
                        "commands; 'help' lists them)")
@@ -112,6 +82,18 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--batch", action="store_true",
                    help="exit after the scripts and commands instead of reading standard input")
     d.add_argument("--load-state", metavar="FILE", help="start from a saved state")
+    d.add_argument("--replay", metavar="FILE", help="debug a recording (aero record): "
+                   "reverse-stepi, reverse-continue, goto and who-wrote over all of it")
+
+    t = sub.add_parser("tui", help="the workbench in the terminal: code, registers, memory, "
+                       "breakpoints, tables, devices, serial, events, profile; the guest's "
+                       "display in a window")
+    add_machine_options(t)
+    t.add_argument("--no-display", action="store_true",
+                   help="no guest display window (the terminal UI alone)")
+    t.add_argument("--symbols", metavar="FILE[@BIAS]", action="append",
+                   help="load symbols: a NASM map file or an ELF file (repeatable)")
+    t.add_argument("--load-state", metavar="FILE", help="start from a saved state")
 
     c = sub.add_parser("conformance", help="check the CPU against external references")
     csub = c.add_subparsers(dest="suite", parser_class=_Parser)
@@ -132,17 +114,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def settings_from_args(args) -> dict:
-    """The machine and run settings the options give (``aero.config`` names): a --config
-    file's, with the command line's over them.  No argparse object goes further than here."""
-    settings = read_toml(args.config) if getattr(args, "config", None) else {}
-    for name in CONFIG_KEYS:
-        v = getattr(args, name, None)
-        if v is not None and v is not False:
-            settings[name] = v
-    return settings
-
-
 def main(argv=None) -> int:
     p = build_parser()
     args = p.parse_args(argv)
@@ -150,16 +121,31 @@ def main(argv=None) -> int:
         if args.cmd == "run":
             from .runcmd import run_command
             return run_command(settings_from_args(args))
+        if args.cmd == "record":
+            from .runcmd import run_command
+            return run_command(settings_from_args(args), record={
+                "path": args.out, "keyframe_every": args.keyframe_every,
+                "checkpoint_every": args.checkpoint_every})
+        if args.cmd == "replay":
+            from .trace.replaycmd import replay_command
+            return replay_command(args.file, serial=args.serial or "stdio",
+                                  debugcon=args.debugcon, gdb=args.gdb)
         if args.cmd == "debug":
             from .debug.console import main as debug_main
             return debug_main(settings_from_args(args), scripts=args.scripts or [],
                               commands=args.commands or [], symbols=args.symbols or [],
-                              batch=args.batch)
+                              batch=args.batch, replay=args.replay)
+        if args.cmd == "tui":
+            from .tui.app import main as tui_main
+            return tui_main(settings_from_args(args), symbols=args.symbols or [],
+                            display=not args.no_display)
         if args.cmd == "bench":
             from .bench import main as bench_main
             return bench_main(seconds=args.seconds, kernels=args.kernel, boot=args.boot,
                               machine=args.machine, callgrind=args.callgrind,
-                              json_path=args.json)
+                              json_path=args.json, travel=args.travel,
+                              instructions=args.instructions,
+                              keyframe_every=args.keyframe_every)
         if args.cmd == "conformance":
             if args.suite == "singlestep":
                 if not os.path.isdir(args.directory):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..cli import add_machine_options, settings_from_args
+from ..options import add_machine_options, settings_from_args
 from ..config import ConfigError
 
 

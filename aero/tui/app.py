@@ -7,10 +7,11 @@ bindings.
 
 Refresh policy: when a run stops, the worker posts ``RunDone``; the app then refreshes every
 visible pane at once, from a consistent state (the worker is idle).  Steps coming faster than
-the screen can show them (F11 held down) refresh at most 30 times a second, and always after
-the last one (within 1/30 s).  While the guest runs, a
-timer refreshes the visible panes four times a second (the state may be torn for a moment) and
-drains the output sinks.  Switching tabs refreshes the newly visible panes; the profile pane's
+the screen can show them (F11 held down) refresh at most 20 times a second, and always after
+the last one (within 1/20 s).  While the guest runs, a
+timer refreshes the visible panes four times a second (the state may be torn for a moment;
+panes that cost more, such as the descriptor tables, say how often with ``RUNNING_REFRESH``)
+and drains the output sinks.  Switching tabs refreshes the newly visible panes; the profile pane's
 ``LiveProfile`` runs only while its tab is shown.
 """
 
@@ -24,6 +25,7 @@ import time
 
 from textual.app import App
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.widgets import Footer, Input, TabbedContent, TabPane
 
@@ -50,7 +52,7 @@ from .session import Session
 from .sinks import ByteSink, TerminalBuffer
 
 TICK = 0.25                 # seconds between refreshes while the guest runs
-STEP_REFRESH = 1 / 30       # at most this often while steps come in quick succession
+STEP_REFRESH = 1 / 20       # at most this often while steps come in quick succession
 # what gets the focus when a tab opens (the Code tab keeps the command line)
 TAB_FOCUS = {"breakpoints": "#breakpoints-table", "tables": "#gdt", "paging": "#tlb",
              "devices": "#devices-pane", "serial": "#serial-input", "events": "#events-log"}
@@ -89,6 +91,7 @@ class AeroApp(App):
         self.jobs_done = 0              # worker results handled (tests and measurements)
         self._last_refresh = 0.0
         self._pending_refresh = None    # a timer for a refresh held back while stepping fast
+        self._pane_times: dict = {}     # pane id -> when it was last refreshed
         session.on_done = self._from_worker
 
     # -- layout ------------------------------------------------------------------------------------
@@ -174,11 +177,27 @@ class AeroApp(App):
         if not running:
             self._last_refresh = time.monotonic()
         self._drain()
-        for pane in self.visible_panes():
+        try:
+            panes = self.visible_panes()
+            status = self.query_one(StatusBar)
+        except NoMatches:
+            return                      # the app is closing: its screen is gone
+        now = time.monotonic()
+        for pane in panes:
+            every = getattr(pane, "RUNNING_REFRESH", 0.0)
+            if running and every and now - self._pane_times.get(pane.id, 0.0) < every:
+                continue                # a costly pane, refreshed less often while running
+            self._pane_times[pane.id] = now
             pane.update_from(s, running)
-        self.query_one(StatusBar).update_from(s, running)
+        status.update_from(s, running)
 
     def _tick(self) -> None:
+        try:
+            self._refresh_tick()
+        except NoMatches:
+            pass                        # the app is closing: its screen is gone
+
+    def _refresh_tick(self) -> None:
         s = self.session
         got = self._drain()
         if s.running:
@@ -197,10 +216,17 @@ class AeroApp(App):
         self.post_message(RunDone(job, result))
 
     def on_run_done(self, message: RunDone) -> None:
+        try:
+            self._run_done(message)
+        except NoMatches:
+            pass                        # the app is closing: its screen is gone
+
+    def _run_done(self, message: RunDone) -> None:
         s = self.session
         job, result = message.job, message.result
         if job.kind != "point":
             s.stopped()
+            self.query_one(DisassemblyPane).follow = True   # a stop shows where it stopped
         self.jobs_done += 1
         if isinstance(result, DebugError):
             self.log_line(f"error: {result}", "red")
@@ -208,7 +234,7 @@ class AeroApp(App):
             self.log_line(f"internal error in {job.label!r}: {type(result).__name__}: "
                           f"{result}", "bold red")
         elif isinstance(result, Stop):
-            self.log_line(s.describe(result))
+            self.log_line(s.describe(result, job.kind))
         elif isinstance(result, str):
             self.log_line(result)
         if s.running:
@@ -260,10 +286,10 @@ class AeroApp(App):
             self.log_line("goto ADDR   show ADDR in the disassembly\n"
                           "mem ADDR    show ADDR in the memory view (an expression: ds:esi "
                           "follows ESI)")
-        if not out.queued and not s.running:
+        if out.changed and not s.running:
             self.refresh_panes(False)
         elif not out.queued:
-            self.query_one(StatusBar).update_from(s, True)
+            self.query_one(StatusBar).update_from(s, s.running)
 
     def _goto(self, word: str, rest: str) -> None:
         if not rest:
@@ -336,11 +362,15 @@ class AeroApp(App):
             self.push_screen(HelpScreen())
 
     def action_show_tab(self, tab: str) -> None:
+        # the focus leaves the old tab first: a focused widget in a hidden pane hands the
+        # focus on within that pane, and a pane getting the focus is made the active tab
+        self.action_focus_command()
         self.query_one(TabbedContent).active = tab
 
     def _cycle(self, delta: int) -> None:
         ids = [t for t, _ in keys.TABS]
-        i = ids.index(self._tab) if self._tab in ids else 0
+        now = self.query_one(TabbedContent).active
+        i = ids.index(now) if now in ids else 0
         self.action_show_tab(ids[(i + delta) % len(ids)])
 
     def action_next_tab(self) -> None:
@@ -354,6 +384,8 @@ class AeroApp(App):
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         new = event.pane.id
+        if new != self.query_one(TabbedContent).active:
+            return                      # a later switch overtook this one (keys typed fast)
         old, self._tab = self._tab, new
         if old == "profile" and new != "profile":
             self.point_outcome(self.session.stop_profile())

@@ -31,6 +31,8 @@ GLOBAL_KEYS = (
     ("f2", "show_tab('code')", "", "the Code tab (disassembly, registers, memory, stack)", True),
     ("f6", "next_tab", "", "next tab", True),
     ("shift+f6", "previous_tab", "", "previous tab", True),
+    ("ctrl+pagedown", "next_tab", "", "next tab", True),
+    ("ctrl+pageup", "previous_tab", "", "previous tab", True),
     ("escape", "focus_command", "", "back to the command line", False),
     ("ctrl+q", "quit", "Quit", "quit (also the quit command, or q outside text fields)", True),
     ("q", "quit", "", "quit (outside text fields)", False),
@@ -43,6 +45,7 @@ PANE_KEYS = (
                       ("enter", "run the command; output in the log above"))),
     ("Disassembly", (("up / down, pgup / pgdn", "move the cursor (the view stops following "
                       "EIP)"),
+                     ("mouse wheel, click", "scroll / put the cursor on a line"),
                      ("home or .", "back to the current instruction (follow EIP again)"))),
     ("Memory", (("arrows, pgup / pgdn", "move the cursor / scroll"),
                 ("0-9 a-f", "type a byte (two digits) at the cursor: writes guest memory"),
@@ -71,7 +74,8 @@ def bindings() -> list[Binding]:
 def describe_global() -> list[tuple[str, str]]:
     """(key, what it does) rows for the help screen."""
     rows = [(_key_text(k), desc) for k, _, _, desc, _ in GLOBAL_KEYS]
-    rows.append(("alt+1 ... alt+8", "tabs: " + ", ".join(t for _, t in TABS)))
+    rows.append(("alt+1 ... alt+8", "tabs: " + ", ".join(t for _, t in TABS) +
+                 " (where the terminal sends Alt as Escape; tmux does not: use F6)"))
     return rows
 
 

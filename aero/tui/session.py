@@ -42,7 +42,7 @@ POINT_WORDS = frozenset(("break", "b", "tbreak", "tb", "watch", "rwatch", "awatc
 STATE_WORDS = frozenset(("set", "snapshot", "restore", "state"))
 QUIT_WORDS = frozenset(("quit", "q", "exit"))
 PAUSE_WORDS = frozenset(("pause", "interrupt"))
-TUI_HELP = "pause   pause the running guest (F12 or Ctrl+C)"
+TUI_HELP = "pause   pause the running guest (F12 or Ctrl+C)"   # the app adds goto and mem
 BUSY = "the guest is running: pause it first (F12 or Ctrl+C)"
 QUICK_KINDS = frozenset(("step", "point"))     # jobs that end by themselves at once
 ENDED = ("exit", "shutdown", "halted", "error", "timeout")
@@ -89,7 +89,7 @@ class Session:
         self.events_on = False
         self.epoch = 0                  # bumped at every stop (and state change): see panes
         self.last_stop: Stop | None = None
-        self.ended: Stop | None = None  # the stop that ended the guest's run, if one did
+        self.ended: Stop | None = None  # the last stop, when it ended the guest's run
         self.profile = None             # the LiveProfile while the profile pane is shown
         self.runner = Runner(self.dbg, self._finished)
 
@@ -99,16 +99,10 @@ class Session:
         """Whether a job runs or waits in the worker."""
         return self.runner.busy
 
-    @property
-    def run_kind(self) -> str | None:
-        job = self.runner.current
-        return job.kind if job is not None else None
-
     def _finished(self, job: Job, result) -> None:
         if isinstance(result, Stop):
             self.last_stop = result
-            if result.reason in ENDED:
-                self.ended = result
+            self.ended = result if result.reason in ENDED else None
         if self.on_done is not None:
             self.on_done(job, result)
 
@@ -264,7 +258,7 @@ class Session:
             return Outcome(why, error=True) if why else Outcome(queued=True)
         if word == "events" and rest.lower() in ("on", "off"):
             return self.set_event_log(rest.lower() == "on")
-        if word in READ_WORDS or (word == "events" and not rest.lower() in ("on", "off")):
+        if word in READ_WORDS or word == "events":
             return self._now(line, word)
         if word in POINT_WORDS:
             return self._point_op(lambda: self.cmds.execute(line), line)
@@ -273,6 +267,7 @@ class Session:
         out = self._now(line, word)
         if word in STATE_WORDS and not out.error:
             self.epoch += 1
+            self.ended = None               # a restored state may run again
             out.changed = True
         return out
 
@@ -285,9 +280,10 @@ class Session:
             text = f"{text}\n{TUI_HELP}"
         return Outcome(text or None, changed=word not in READ_WORDS)
 
-    def describe(self, stop: Stop) -> str:
-        """A stop as the command log shows it (quiet for plain steps)."""
-        if stop.reason == "step":
+    def describe(self, stop: Stop, kind: str = "") -> str:
+        """A stop as the command log shows it; quiet when a step or a step over (job
+        ``kind``) ended as steps do."""
+        if stop.reason == "step" and kind in ("step", "next", ""):
             return ""
         lines = [stop.message] if stop.message else []
         if stop.reason not in ENDED:

@@ -7,11 +7,13 @@ and how long a pause takes to stop a guest running at full speed.
 Each step is an F11 key event posted to the app (the binding, the worker thread, the
 ``RunDone`` message, the app's handling of it) and the next one is sent when that has been
 handled; the same through the action method, without the key dispatch.  The panes refresh
-from the stopped machine after a step, at most 30 times a second while steps come faster than
-that (as here) and always after the last one; Textual repaints what changed.  The built-in
-demo is stepped from its boot sector (its drawing loop).  Each pause: the guest (a boot sector spinning in ``inc eax; jmp``) runs for 0.2 s,
-then an F12 key event is posted, and the time until the app has handled the stop (panes
-refreshed) is the latency.  Both run headless at 120x40 (``App.run_test``): the terminal's own
+from the stopped machine after a step, at most 20 times a second (``STEP_REFRESH``) while steps
+come faster than that (as here) and always after the last one; Textual repaints what changed.
+The built-in demo is stepped from its boot sector (its drawing loop).
+
+Each pause: the guest (a boot sector spinning in ``inc eax; jmp``) runs for 0.2 s, then an F12
+key event is posted, and the time until the app has handled the stop (panes refreshed) is the
+latency.  Both run headless at 120x40 (``App.run_test``): the terminal's own
 drawing is not included.
 """
 
@@ -29,7 +31,7 @@ from textual import events
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from aero.tui.app import AeroApp, build_app  # noqa: E402
+from aero.tui.app import STEP_REFRESH, AeroApp, build_app  # noqa: E402
 from tui_helpers import SIZE, spin_settings  # noqa: E402
 
 
@@ -100,8 +102,8 @@ def run(steps: int = 2000, pauses: int = 20) -> dict:
 
 
 def report(r: dict) -> str:
-    return (f"single steps through the TUI, panes refreshing (at most 30/s, and after the "
-            f"last step): "
+    return (f"single steps through the TUI, panes refreshing (at most {1 / STEP_REFRESH:.0f}/s, "
+            f"and after the last step): "
             f"{r['steps_per_s_key']:,.0f}/s by F11 key events, "
             f"{r['steps_per_s_action']:,.0f}/s by the action ({r['steps']} steps each)\n"
             f"pause latency while running (F12 key event to the stop handled): median "

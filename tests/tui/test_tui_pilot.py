@@ -8,7 +8,6 @@ import asyncio
 
 from textual.widgets import DataTable
 
-from aero.tui.panes.breakpoints import BreakpointsPane
 from aero.tui.panes.disassembly import DisassemblyPane
 from aero.tui.panes.memory import HexView
 from aero.tui.panes.registers import RegistersPane
@@ -232,6 +231,44 @@ def test_profile_tab_runs_only_while_shown(tmp_path):
             await pilot.press("f2")
             await pilot.pause()
             assert app.session.profile is None
+            await pilot.press("ctrl+q")
+
+    asyncio.run(scenario())
+    app.close()
+
+
+def test_disassembly_cursor_breakpoint_and_run_to_cursor(tmp_path):
+    app = make_app(scenario_settings("hello", tmp_path))
+
+    async def scenario():
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            await command(pilot, "tb 0x7c00")
+            await pilot.press("f5")
+            await wait_jobs(pilot, app, 1)
+            dis = app.query_one(DisassemblyPane)
+            dis.focus()
+            await pilot.press("down", "down", "down")       # to 7C07 mov al, 3
+            assert dis.cursor == 0x7C07 and not dis.follow
+            await pilot.press("f9")                         # a breakpoint at the cursor
+            await pilot.pause()
+            assert app.session.breakpoint_at(0x7C07) is not None
+            assert "●  0000:7c07" in plain(dis)
+            await pilot.press("f9")                         # and off again
+            await pilot.pause()
+            assert app.session.breakpoint_at(0x7C07) is None
+            await pilot.press("down", "down", "f4")         # run to the cursor: 7C0A
+            await wait_jobs(pilot, app, 2)
+            assert app.session.dbg.pc() == 0x7C0A and dis.follow
+            assert "mov si, 0x7c27" in current_line(app)
+            await pilot.press("up")                          # above the boot sector: guessed
+            for _ in range(8):
+                await pilot.press("up")
+            assert any("?" in ln[:2] for ln in plain(dis).splitlines())
+            await pilot.press("home")
+            assert dis.follow and dis.cursor == 0x7C0A
+            await command(pilot, "goto 0x7c1f")
+            assert dis.lines[0].address == 0x7C1F and "mov dx, 0x501" in plain(dis)
             await pilot.press("ctrl+q")
 
     asyncio.run(scenario())

@@ -188,3 +188,68 @@ def test_codeview_32_bit(tmp_path):
     assert line.length > 0 and not line.text.startswith("(bad)")
     assert isinstance(s.code, CodeView)
     s.close()
+
+
+# -- host input and the display ----------------------------------------------------------------
+def test_serial_input_goes_through_the_input_queue(tmp_path):
+    from aero.inputs import SerialInput
+    s, _ = make_session(scenario_settings("hello", tmp_path))
+    s.send_serial(b"hi\r")
+    assert list(s.m.inputs.submitted) == [SerialInput(b"hi\r")]
+    s.close()
+
+
+def test_display_thread_under_sdl_dummy_driver(monkeypatch):
+    from aero.tui.display import DisplayThread
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
+    m, _ = build_from_settings({})
+    d = DisplayThread(m, fps=60)
+    assert d.start() and d.reason is None
+    import time
+    time.sleep(0.1)
+    d.stop()
+    assert d.closed and d.error is None
+    m.close()
+
+
+def test_display_thread_says_why_there_is_no_window(monkeypatch):
+    from aero.tui.display import DisplayThread
+    for var in ("DISPLAY", "WAYLAND_DISPLAY", "SDL_VIDEODRIVER"):
+        monkeypatch.delenv(var, raising=False)
+    m, _ = build_from_settings({})
+    d = DisplayThread(m)
+    assert not d.start()
+    assert d.reason == "aero: no display (no DISPLAY or WAYLAND_DISPLAY); running headless"
+    d.stop()
+    m.close()
+
+
+def test_bad_settings_and_symbols_exit_2_before_the_tui_starts():
+    import subprocess
+    import sys
+    for args, msg in ((["--fda", "/nonexistent.img"], "no such file"),
+                      (["--symbols", "/nonexistent.map"], "--symbols")):
+        r = subprocess.run([sys.executable, "-m", "aero.tui", "--no-display", *args],
+                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        assert r.returncode == 2 and r.stdout == ""
+        assert r.stderr.startswith("aero: ") and msg in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_host_output_never_reaches_the_terminal(tmp_path):
+    from aero.tui.app import _host_sinks
+    out = tmp_path / "com1.txt"
+    notes = []
+    settings = {"serial": str(out), "debugcon": "stdio", "firmware_log": "stdio",
+                "max_instructions": 5, "timeout": 2.0}
+    com1, debugcon = _host_sinks(settings, notes)
+    assert settings["serial"] is com1 and settings["debugcon"] is debugcon
+    assert settings["firmware_log"] is debugcon and "max_instructions" not in settings
+    assert notes == ["--max-instructions does not apply to the TUI (ignored)",
+                     "--timeout does not apply to the TUI (ignored)"]
+    for b in b"ok\n":
+        com1(b)
+    com1.close()
+    assert out.read_bytes() == b"ok\n" and com1.take() == b"ok\n"
+    settings = {"serial": "stdio"}
+    com1, debugcon = _host_sinks(settings, [])
+    assert com1.tee is None and debugcon is None

@@ -45,8 +45,8 @@ async def wait_jobs(pilot, app, n: int, timeout: float = 30.0) -> None:
 
 
 async def command(pilot, line: str) -> None:
-    """Type a command line and Enter (the command line has the focus)."""
-    await pilot.press(*line, "enter")
+    """Escape to the command line, type a command and Enter."""
+    await pilot.press("escape", *line, "enter")
     await pilot.pause()
 
 

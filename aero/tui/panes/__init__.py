@@ -4,7 +4,9 @@ Every pane that shows machine state has ``update_from(session, running)``: the a
 the UI thread for the panes that are visible, at once when a run stops (``running`` False: the
 machine is idle, the state consistent) and a few times a second while the guest runs
 (``running`` True: the state may be torn for a moment, and a read that fails is skipped until
-the next refresh).  Panes mark themselves with the ``pane`` CSS class so the app finds them.
+the next refresh; a pane whose refresh costs more sets ``RUNNING_REFRESH``, the seconds between
+its refreshes while the guest runs).  Panes mark themselves with the ``pane`` CSS class so the
+app finds them.
 
 ``Baseline`` keeps what a pane showed at the last stops, to highlight what changed: at a stop,
 values are compared with those of the previous stop; while running, with those of the last
@@ -41,3 +43,9 @@ def show_text(widget, text) -> None:
     it already shows exactly that."""
     if widget.content != text:
         widget.update(text, layout=False)
+
+
+def set_label(widget, content) -> None:
+    """Update a Label or Static only when its content changes (an update costs a layout)."""
+    if widget.content != content:
+        widget.update(content)

@@ -141,12 +141,19 @@ class DisassemblyPane(Widget, can_focus=True):
             self.update_from(self.session, False)
 
     def action_move(self, delta: int) -> None:
+        """Move the cursor ``delta`` lines, scrolling at the edges."""
         if self.session is None or not self.lines:
             return
         self.follow = False
+        for _ in range(abs(delta)):
+            self._move_one(1 if delta > 0 else -1)
+        self.border_subtitle = "  (cursor: Home returns to EIP)"
+        self.refresh()
+
+    def _move_one(self, step: int) -> None:
         code = self.session.code
         i = self._index(self.cursor) if self.cursor is not None else 0
-        j = i + delta
+        j = i + step
         if j < 0:
             prev = code.before(self.lines[0].address, 1)
             if prev:
@@ -160,8 +167,6 @@ class DisassemblyPane(Widget, can_focus=True):
                 self.lines = self._decode_from(self.top)
             j = min(i, len(self.lines) - 1)
         self.cursor = self.lines[j].address if self.lines else None
-        self.border_subtitle = "  (cursor: Home returns to EIP)"
-        self.refresh()
 
     def action_page(self, direction: int) -> None:
         if self.session is None or not self.lines:
@@ -180,6 +185,14 @@ class DisassemblyPane(Widget, can_focus=True):
         self.cursor = self.lines[0].address if self.lines else None
         self.border_subtitle = "  (cursor: Home returns to EIP)"
         self.refresh()
+
+    def on_mouse_scroll_down(self, event) -> None:
+        event.stop()
+        self.action_move(3)
+
+    def on_mouse_scroll_up(self, event) -> None:
+        event.stop()
+        self.action_move(-3)
 
     def on_click(self, event) -> None:
         """Clicking a line puts the cursor on it."""

@@ -14,6 +14,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Input, Label, Static
 
 from ...debug import inspect as I
+from . import set_label
 from ...debug.debugger import DebugError
 
 DEFAULT_EXPR = "cs:eip"
@@ -39,6 +40,7 @@ class PagingPane(Horizontal):
     """Walk, address space and TLB (see the module docstring)."""
 
     DEFAULT_CLASSES = "pane"
+    RUNNING_REFRESH = 1.0          # seconds between refreshes while the guest runs
 
     def __init__(self, **kw):
         super().__init__(**kw)
@@ -81,10 +83,10 @@ class PagingPane(Horizontal):
             if running:
                 return
             raise
-        self.query_one("#paging-walk", Static).update(Text(walk))
-        self.query_one("#paging-map", Static).update(Text("\n" + space))
+        set_label(self.query_one("#paging-walk", Static), Text(walk))
+        set_label(self.query_one("#paging-map", Static), Text("\n" + space))
         stale = sum(r.stale for r in rows)
-        self.query_one("#tlb-title", Label).update(
+        set_label(self.query_one("#tlb-title", Label), 
             f"TLB  {len(rows)} entries, {stale} stale" if rows else "TLB  empty")
         cells = tlb_cells(rows)
         key = [tuple(c.plain for c in row) for row in cells]

@@ -61,6 +61,7 @@ class StatusBar(Static):
         if self.display_note:
             t.append(f"  {self.display_note}", "grey50")
         stop = session.last_stop
-        if stop is not None and not running and stop.message and stop.reason != "step":
+        if stop is not None and not running and stop.message and \
+                not (stop.reason == "step" and not stop.message.startswith("Run till")):
             t.append("  │ " + stop.message.splitlines()[0], "yellow")
         show_text(self, t)

@@ -10,6 +10,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Label
 
 from ...debug import inspect as I
+from . import set_label
 
 DESC_COLUMNS = ("idx", "sel", "type", "base / target", "limit", "dpl", "P", "bits")
 IDT_COLUMNS = ("vec", "type", "dpl", "P", "target")
@@ -62,6 +63,7 @@ class TablesPane(Horizontal):
     """GDT, LDT and IDT/IVT (see the module docstring)."""
 
     DEFAULT_CLASSES = "pane"
+    RUNNING_REFRESH = 1.0          # seconds between refreshes while the guest runs
 
     def __init__(self, **kw):
         super().__init__(**kw)
@@ -98,20 +100,21 @@ class TablesPane(Horizontal):
         base, limit = cpu.gdtr
         cells = descriptor_rows(gdt)
         empty = len(gdt) - len(cells)
-        self.query_one("#gdt-title", Label).update(
-            f"GDT  base {base:08x} limit {limit:04x}  ({len(gdt)} entries"
-            + (f", {empty} empty not shown)" if empty else ")"))
+        set_label(self.query_one("#gdt-title", Label), 
+            f"GDT  {base:08x} limit {limit:04x}  {len(gdt)} entries"
+            + (f", {empty} empty hidden" if empty else "")
+            + ("  (real mode: not in use)" if not cpu.cr0 & 1 else ""))
         self._fill("gdt", DESC_COLUMNS, cells)
         lsel = cpu.ldtr[0]
-        self.query_one("#ldt-title", Label).update(
-            f"LDT  selector {lsel:04x}  ({len(ldt)} entries)" if ldt else
+        set_label(self.query_one("#ldt-title", Label), 
+            f"LDT  selector {lsel:04x}  {len(ldt)} entries" if ldt else
             f"LDT  none (LDTR {lsel:04x})")
         self._fill("ldt", DESC_COLUMNS, descriptor_rows(ldt))
         columns, cells = interrupt_rows(ints)
         base, limit = cpu.idtr
         kind = "IVT (real mode)" if columns is IVT_COLUMNS else "IDT"
         empty = len(ints) - len(cells)
-        self.query_one("#idt-title", Label).update(
-            f"{kind}  base {base:08x} limit {limit:04x}  ({len(ints)} vectors"
-            + (f", {empty} empty not shown)" if empty else ")"))
+        set_label(self.query_one("#idt-title", Label), 
+            f"{kind}  {base:08x} limit {limit:04x}  {len(ints)} vectors"
+            + (f", {empty} empty hidden" if empty else ""))
         self._fill("idt", columns, cells)
