@@ -405,7 +405,8 @@ def callgrind_ir(name: str, n: int = 30000) -> float:
 # The command
 # ---------------------------------------------------------------------------------------------
 def main(seconds: float = 2.0, kernels=None, boot: bool = False, machine: bool = False,
-         callgrind: bool = False, json_path: str | None = None) -> int:
+         callgrind: bool = False, json_path: str | None = None, travel: bool = False,
+         instructions: int = 100_000_000, keyframe_every: int | None = None) -> int:
     names = kernels or list(KERNELS)
     for n in names:
         if n not in KERNELS:
@@ -432,6 +433,13 @@ def main(seconds: float = 2.0, kernels=None, boot: bool = False, machine: bool =
                 figures["callgrind"][n] = v
                 base = BASELINE_IR.get(n)
                 print(f"  {n:10} {v:7.0f}   ratio {v / base:.3f}" if base else f"  {n:10} {v:7.0f}")
+        elif travel:
+            from .trace.bench import travel_figures
+            from .trace.recorder import KEYFRAME_EVERY
+            kf = keyframe_every or KEYFRAME_EVERY
+            print(f"aero bench --travel: a recording of {instructions:,} instructions "
+                  f"(aero/benchdata/travel.asm), a keyframe every {kf:,}")
+            figures["travel"] = travel_figures(instructions, kf)
         elif machine:
             print("aero bench --machine: driving a machine and snapshots")
             f = figures["machine"] = machine_figures()

@@ -80,6 +80,8 @@ def read_file(path: str, what: str) -> bytes:
         raise ConfigError(f"{what}: no such file: {path}")
     if os.path.isdir(path):
         raise ConfigError(f"{what}: {path} is a directory")
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise ConfigError(f"{what}: {path} is not a regular file (it would be replaced)")
     try:
         with open(path, "rb") as f:
             return f.read()
@@ -174,6 +176,8 @@ def _writable_dir(path: str, what: str) -> None:
         raise ConfigError(f"{what}: directory {d} does not exist")
     if os.path.isdir(path):
         raise ConfigError(f"{what}: {path} is a directory")
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise ConfigError(f"{what}: {path} is not a regular file (it would be replaced)")
 
 
 def build_from_settings(settings: dict):

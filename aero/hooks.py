@@ -131,10 +131,14 @@ class Hooks:
         self._mode: list[Hook] = []
         self._cr3: list[Hook] = []
         self._bios: list[Hook] = []
+        self.muted = False          # callbacks not called (time travel re-running the past)
+        self.unmuted = frozenset()  # ... except these hooks'
 
     # -- calling callbacks ---------------------------------------------------------------------------
     def _call(self, hook: Hook, info) -> bool:
         """Call a hook's callback; True if the machine must stop (it said so, or raised)."""
+        if self.muted and hook not in self.unmuted:
+            return False
         hook.hits += 1
         try:
             return bool(hook.fn(self.machine, info))
@@ -180,7 +184,7 @@ class Hooks:
         hooks = self
 
         def fire(cpu, lin, phys):
-            if cpu.hook_skip:
+            if cpu.hook_skip or hooks.muted and hook not in hooks.unmuted:
                 return
             hook.hits += 1
             try:

@@ -150,6 +150,17 @@ def event_from_data(data: list):
     return EVENT_TYPES[kind](*fields)
 
 
+def event_to_json(ev) -> list:
+    """``event_to_data`` with bytes as hex text (for JSON: recordings)."""
+    return [v.hex() if isinstance(v, (bytes, bytearray)) else v for v in event_to_data(ev)]
+
+
+def event_from_json(data: list):
+    if data and data[0] == "serial":
+        return SerialInput(bytes.fromhex(data[1]), *data[2:])
+    return event_from_data(data)
+
+
 class InputQueue:
     """The machine's input queue: events stamped with the tick they take effect at.
 

@@ -40,6 +40,7 @@ an exact instruction.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import time
 from dataclasses import dataclass
@@ -121,6 +122,10 @@ class Machine:
         if post_code is None and callable(cfg.post_codes):
             post_code = cfg.post_codes
         self.sinks = [s for s in sinks.values() if s is not None]
+        # host output is dropped while ``quiet`` (time travel re-executing what was shown)
+        self.quiet = False
+        sinks = {k: self._quietable(v) for k, v in sinks.items()}
+        post_code = self._quietable(post_code)
         ram = cfg.memory << 20
         self.bus = Bus(ram)
         self.bus.set_kind(0xA0000, 0x60000, UNMAPPED)      # VGA window, option ROMs, BIOS
@@ -191,6 +196,9 @@ class Machine:
         self._reset_pending = False
         self._user_stop = False
         self.running = False                # a run_until is in progress (any thread may ask)
+        self._timers: list = []             # host timers (at_icount / at_tick)
+        self._timer_seq = itertools.count()
+        self.edit_listeners: list = []      # callables(what): the host changed the state
         cpu.on_shutdown = self._on_shutdown
         self.hooks = Hooks(self)
         self.inputs = InputQueue(self)
@@ -232,6 +240,15 @@ class Machine:
     # ------------------------------------------------------------------------------------------
     # Firmware
     # ------------------------------------------------------------------------------------------
+    def _quietable(self, sink):
+        if sink is None:
+            return None
+
+        def out(value, sink=sink):
+            if not self.quiet:
+                sink(value)
+        return out
+
     def load_bios(self, data: bytes) -> None:
         """Map a BIOS image as QEMU does: all of it at the top of 4 GiB, its last 128 KiB (all
         of it if smaller) just below 1 MiB."""
@@ -338,8 +355,13 @@ class Machine:
                     self._user_stop = False
                     cpu.stop_requested = False
                     return self._result("stop")
+                if self._timers:
+                    self._fire_timers()
                 if self.inputs.submitted:
                     self.inputs.drain()
+                # what is due now (input the host just posted) happens before the next
+                # instruction, however the run got here
+                clock.run_due()
                 if icount is not None and cpu.icount >= icount:
                     return self._result("limit")
                 now = clock.now()
@@ -349,6 +371,8 @@ class Machine:
                     budget = min(budget, max(1, nxt - now))
                 if icount is not None:
                     budget = min(budget, icount - cpu.icount)
+                if self._timers:
+                    budget = min(budget, self._timer_budget(now))
                 why = cpu.run(budget)
                 clock.run_due()
                 if why == "hook" or why == "shutdown" and cpu.take_hook_stop():
@@ -358,9 +382,11 @@ class Machine:
                         return self._result("halted", detail="HLT with interrupts disabled")
                     if not cpu.intr:
                         nxt = clock.next_event()
-                        if nxt is None:
+                        host = self._next_tick_timer()
+                        if nxt is None and host is None:
                             return self._result("halted", detail="HLT and no event can wake it")
-                        cpu.idle_time += max(0, nxt - clock.now())
+                        until = host if nxt is None else nxt if host is None else min(nxt, host)
+                        cpu.idle_time += max(0, until - clock.now())
                         clock.run_due()
                 elif why == "shutdown" and self.config.no_reboot:
                     return self._result("shutdown", detail="triple fault")
@@ -372,6 +398,50 @@ class Machine:
                         time.sleep(ahead)
         except EmulatorError as e:
             return self._result("error", detail=e.report)
+
+    def note_edit(self, what: str) -> None:
+        """Say that the host changed the machine outside its run (a debugger writing registers
+        or memory, a state loaded): a recording in progress takes a keyframe there."""
+        for fn in list(self.edit_listeners):
+            fn(what)
+
+    # ------------------------------------------------------------------------------------------
+    # Host timers: callbacks at exact instruction counts or ticks, not part of the machine
+    # ------------------------------------------------------------------------------------------
+    def at_icount(self, icount: int, fn) -> None:
+        """Call ``fn()`` between instructions once the instruction count reaches ``icount``
+        (in a run; before the run stops there).  Host-side: not saved with the state.  The
+        recorder's checkpoints use it."""
+        self._timers.append((icount, 0, next(self._timer_seq), fn))
+
+    def at_tick(self, tick: int, fn) -> None:
+        """Call ``fn()`` between instructions once virtual time reaches ``tick`` (idle skipping
+        stops there).  Host-side, as ``at_icount``: replay injects recorded input with it."""
+        self._timers.append((tick, 1, next(self._timer_seq), fn))
+
+    def cancel_timers(self, fn=None) -> None:
+        """Drop the host timers calling ``fn`` (all of them with None)."""
+        self._timers = [t for t in self._timers if fn is not None and t[3] is not fn]
+
+    def _fire_timers(self) -> None:
+        """Fire the due host timers, in the order they were set."""
+        while self._timers:
+            icount, now = self.cpu.icount, self.clock.now()
+            due = [t for t in self._timers if (now if t[1] else icount) >= t[0]]
+            if not due:
+                return
+            t = min(due, key=lambda t: t[2])
+            self._timers.remove(t)
+            t[3]()
+
+    def _timer_budget(self, now: int) -> int:
+        """Instructions until the first host timer (at least 1)."""
+        icount = self.cpu.icount
+        return max(1, min((when - (now if kind else icount)) for when, kind, _, _ in self._timers))
+
+    def _next_tick_timer(self):
+        ticks = [when for when, kind, _, _ in self._timers if kind]
+        return min(ticks) if ticks else None
 
     def _hook_stop(self) -> RunResult:
         hook = self.cpu.stopped_by
@@ -439,7 +509,7 @@ class Machine:
         sink, self.irq.sink = self.irq.sink, None
         try:
             self.bus.set_a20(st["a20"])
-            cpu_set_state(cpu, st["cpu"])
+            cpu_set_state(cpu, st["cpu"], flush=False)
             pic = None
             for key, d in keyed:
                 if d is self.pic:
@@ -452,9 +522,9 @@ class Machine:
         self.pic.set_state(st["devices"][pic])
         # memory last: restoring the chipset's PAM registers moves bytes between RAM and the
         # shadow copies; the saved RAM is what the guest saw
-        self._ram_mirror.restore(st["ram"], self.bus.dirty)
+        changed = self._ram_mirror.restore(st["ram"], self.bus.dirty)
         self._vram_mirror.restore(st["vram"], self.vga.vram_dirty)
-        cpu.cache.flush()
+        cpu.cache.restored(changed, self.bus.ram_pages)
         self.inputs.set_state(st["inputs"])
         self.clock.set_state(st["clock"])
         ms = st["machine"]

@@ -73,9 +73,49 @@ def _title(settings: dict) -> str:
     return "demo"
 
 
-def run_command(settings: dict) -> int:
+def _start_recording(m, record: dict):
+    """`aero record`: a Recorder writing the file (checked before anything runs)."""
+    from .trace.recorder import Recorder
+    path = record["path"]
+    if m.config.writable:
+        raise ConfigError("--writable would change the disk images the recording "
+                          "depends on; record without it (guest writes go to an overlay that "
+                          "the recording holds)")
+    d = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise ConfigError(f"{path} is a directory (give the recording file to write)")
+    if not os.path.isdir(d):
+        raise ConfigError(f"directory {d} does not exist (for the recording {path})")
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise ConfigError(f"{path} is not a regular file (a recording would replace it)")
+    for key in ("keyframe_every", "checkpoint_every"):
+        if record.get(key) is not None and record[key] <= 0:
+            raise ConfigError(f"--{key.replace('_', '-')} must be positive")
+    kw = {k: record[k] for k in ("keyframe_every", "checkpoint_every")
+          if record.get(k) is not None}
+    try:
+        return Recorder(m, path=path, keep_states=False, **kw).start()
+    except OSError as e:
+        raise ConfigError(f"cannot write the recording {path}: {e.strerror}") from None
+
+
+def _finish_recording(rec, res) -> None:
+    try:
+        tl = rec.stop(res)
+    except OSError as e:
+        print(f"aero: the recording could not be completed: {e.strerror}", file=sys.stderr)
+        return
+    size = os.path.getsize(rec.path)
+    print(f"aero: recorded instructions {tl.start} to {tl.head} in {rec.path} "
+          f"({len(tl.keyframes)} keyframes, {len(tl.inputs)} inputs, {size / 1e6:.1f} MB)",
+          file=sys.stderr)
+
+
+def run_command(settings: dict, record: dict | None = None) -> int:
     """Run a machine from settings (``aero.config``: option names; what --config and the
-    command line gave, merged by ``aero.cli``)."""
+    command line gave, merged by ``aero.cli``).  ``record``: record the run (`aero record`:
+    path, keyframe_every, checkpoint_every)."""
+    rec = None
     try:
         m, run = build_from_settings({**CLI_DEFAULTS, **settings})
         if run.get("gdb_nowait") and not run.get("gdb"):
@@ -85,9 +125,16 @@ def run_command(settings: dict) -> int:
                 parse_address(run["gdb"])
             except ValueError as e:
                 raise ConfigError(f"--gdb: {e}") from None
+        if record is not None:
+            try:
+                rec = _start_recording(m, record)
+            except ConfigError:
+                m.close()
+                raise
     except ConfigError as e:
         print(f"aero: {e}", file=sys.stderr)
         return 2
+    res = None
     try:
         window = None
         if not run.get("headless"):
@@ -104,8 +151,16 @@ def run_command(settings: dict) -> int:
             res, saved_ok = _execute(m, run)
     except KeyboardInterrupt:
         print("aero: interrupted", file=sys.stderr)
+        if rec is not None and m.cpu.cur_block is None:
+            _finish_recording(rec, None)            # what was recorded so far stays usable
+            rec = None
         return 130
     finally:
+        if rec is not None:
+            if res is not None:
+                _finish_recording(rec, res)
+            else:
+                rec.abandon()
         m.close()
     if res.status == "error":
         print(res.detail, file=sys.stderr)

@@ -150,6 +150,8 @@ def save(path: str, m, state: dict | None = None, settings: dict | None = None) 
     """Write machine ``m``'s state (``state``, default: taken now) to ``path``; returns the
     file's size.  ``settings``: the configuration to record (what `aero run --load-state`
     rebuilds the machine from when given no options)."""
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise StateFileError(f"{path} is not a regular file (saving would replace it)")
     if state is None:
         state = m.get_state()
     blobs: list[bytes] = []

@@ -361,6 +361,22 @@ class CodeCache:
         if running is not None:
             self.cpu.request_exit()
 
+    def restored(self, changed_pages, ram_pages: int) -> None:
+        """The machine was put back in a saved state whose RAM differs from what it held in
+        ``changed_pages`` (4 KiB page numbers): the blocks decoded from those pages, or from
+        anything that is not RAM, go; the others decode the same bytes as before and stay
+        (a restore would otherwise re-translate all the code it runs next)."""
+        doomed = set()
+        pages = self.pages
+        for p in changed_pages:
+            doomed.update(pages.get(p, ()))
+        for p, blks in pages.items():
+            if p >= ram_pages:
+                doomed.update(blks)
+        for blk in doomed:
+            self.kill(blk)
+        self.jump.clear()
+
     def invalidate_linear(self, lo: int, hi: int) -> None:
         """Invalidate the blocks holding instructions at linear addresses in [lo, hi) (hooks on
         those addresses changed)."""

@@ -780,7 +780,10 @@ class CPU:
         t = self.icount + self.idle_time
         blk = self.cur_block
         if blk is not None:
-            t += blk.position()
+            k = blk.position()
+            t += k
+            if blk.rep and k == blk.count - 1:      # a REP iteration: each counts one
+                t += self.rep_done
         return t
 
     def insn_eip(self) -> int:

@@ -109,7 +109,9 @@ def get_state(cpu: CPU) -> dict:
     }
 
 
-def set_state(cpu: CPU, st: dict) -> None:
+def set_state(cpu: CPU, st: dict, flush: bool = True) -> None:
+    """Restore the CPU; ``flush``: drop every translated block (a machine restoring its
+    memory too keeps the blocks whose code did not change: ``CodeCache.restored``)."""
     if st.get("version") != STATE_VERSION:
         raise ValueError(f"CPU state version {st.get('version')!r} is not {STATE_VERSION}")
     cpu.R[:] = [v & 0xFFFFFFFF for v in st["regs"]]
@@ -133,7 +135,8 @@ def set_state(cpu: CPU, st: dict) -> None:
     cpu.sysenter[:] = st["sysenter"]
     cpu.msr = {k: v for k, v in st["msr"]}
     cpu.nmi_pending = st["nmi_pending"]
-    cpu.cache.flush()
+    if flush:
+        cpu.cache.flush()
     cpu.mode_changed()
     cpu.mmu.set_state(st["mmu"])
     cpu.dr_changed()

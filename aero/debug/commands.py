@@ -44,6 +44,17 @@ HELP = {
     "sym": "sym NAME ADDR | symbols FILE [BIAS]   add a symbol / load a NASM map or ELF",
     "events": "events on|off|[N]   log interrupts, exceptions, mode switches, BIOS calls / show",
     "snapshot": "snapshot NAME | restore NAME | state save|load FILE",
+    "record": "record start [KEYFRAME_EVERY] | stop | save FILE | info   record from here on "
+              "(in memory), for the reverse commands; save writes a recording file",
+    "reverse-stepi": "reverse-stepi|rsi [N]   back N instructions (to the exact state a "
+                     "forward run had there)",
+    "reverse-nexti": "reverse-nexti|rni|reverse-next|rn   back one instruction, over a call or "
+                     "interrupt that returned here",
+    "reverse-continue": "reverse-continue|rc   back to the previous stop of a breakpoint, "
+                        "watchpoint or catch (the start of the recording if none)",
+    "goto": "goto N   to instruction count N of the recording",
+    "who-wrote": "who-wrote|ww [/p] ADDR [LEN]   back to the instruction that last wrote "
+                 "(any of LEN bytes at) ADDR",
     "help": "help [COMMAND]",
     "quit": "quit|q",
 }
@@ -53,7 +64,10 @@ ALIASES = {"b": "break", "tb": "tbreak", "rwatch": "watch", "awatch": "watch", "
            "advance": "until", "xp": "x", "disas": "disassemble", "u": "disassemble",
            "p": "print", "regs": "registers", "r": "registers", "bt": "backtrace",
            "symbols": "sym", "restore": "snapshot", "state": "snapshot", "q": "quit",
-           "exit": "quit", "h": "help", "?": "help"}
+           "exit": "quit", "h": "help", "?": "help", "rec": "record",
+           "rsi": "reverse-stepi", "rs": "reverse-stepi", "reverse-step": "reverse-stepi",
+           "rni": "reverse-nexti", "rn": "reverse-nexti", "reverse-next": "reverse-nexti",
+           "rc": "reverse-continue", "ww": "who-wrote", "timeline": "record"}
 
 
 class Commands:
@@ -67,12 +81,12 @@ class Commands:
         line = line.strip()
         if not line or line.startswith("#"):
             return ""
-        m = re.match(r"([A-Za-z?]+)(/\S*)?\s*(.*)$", line)
+        m = re.match(r"([A-Za-z?][A-Za-z?-]*)(/\S*)?\s*(.*)$", line)
         if not m:
             raise DebugError(f"not a command: {line!r} (try help)")
         word, fmt, rest = m.group(1).lower(), m.group(2) or "", m.group(3).strip()
         cmd = ALIASES.get(word, word)
-        fn = getattr(self, "cmd_" + cmd, None)
+        fn = getattr(self, "cmd_" + cmd.replace("-", "_"), None)
         if fn is None:
             raise DebugError(f"unknown command {word!r} (try help)")
         return fn(word, fmt, rest) or ""
@@ -241,6 +255,52 @@ class Commands:
             raise DebugError("until ADDR")
         stop = self.dbg.until(rest.lstrip("*"))
         return self._here() if stop.reason == "step" else self._stop(stop)
+
+    # -- time travel ----------------------------------------------------------------------------
+    def cmd_record(self, word, fmt, rest):
+        args = rest.split()
+        d = self.dbg
+        if word == "timeline" or args[:1] == ["info"]:
+            return d.timeline_info()
+        if not args or args[0] not in ("start", "stop", "save"):
+            raise DebugError(HELP["record"])
+        if args[0] == "start":
+            if len(args) > 1:
+                return d.record_start(keyframe_every=max(1, d.eval(args[1])))
+            return d.record_start()
+        if args[0] == "stop":
+            return d.record_stop()
+        if len(args) != 2:
+            raise DebugError("record save FILE")
+        return d.record_save(args[1])
+
+    def _back(self, stop: Stop) -> str:
+        return self._stop(stop)
+
+    def cmd_reverse_stepi(self, word, fmt, rest):
+        return self._back(self.dbg.reverse_stepi(self.dbg.eval(rest) if rest else 1))
+
+    def cmd_reverse_nexti(self, word, fmt, rest):
+        return self._back(self.dbg.reverse_next())
+
+    def cmd_reverse_continue(self, word, fmt, rest):
+        return self._back(self.dbg.reverse_continue())
+
+    def cmd_goto(self, word, fmt, rest):
+        if not rest:
+            raise DebugError(HELP["goto"])
+        return self._back(self.dbg.goto(self.dbg.eval(rest)))
+
+    def cmd_who_wrote(self, word, fmt, rest):
+        phys, rest = self._phys(fmt, rest)
+        parts = rest.split()
+        if not parts or len(parts) > 2:
+            raise DebugError(HELP["who-wrote"])
+        addr = self.dbg.address(parts[0])
+        size = self.dbg.eval(parts[1]) if len(parts) > 1 else 1
+        if not 1 <= size <= 4096:
+            raise DebugError("who-wrote: 1 to 4096 bytes")
+        return self._back(self.dbg.who_wrote(addr, size, physical=phys))
 
     # -- memory, registers, expressions -------------------------------------------------------
     def cmd_x(self, word, fmt, rest):
@@ -442,12 +502,17 @@ class Commands:
         if word == "state":
             if len(args) != 2 or args[0] not in ("save", "load"):
                 raise DebugError("state save|load FILE")
-            if args[0] == "save":
-                size = statefile.save(args[1], m, settings=m.config.hardware())
-                return f"saved {size} bytes to {args[1]}"
-            header, st = statefile.load(args[1])
-            statefile.check_identity(header["machine"], m)
-            m.set_state(st)
+            try:
+                if args[0] == "save":
+                    size = statefile.save(args[1], m, settings=m.config.hardware())
+                    return f"saved {size} bytes to {args[1]}"
+                header, st = statefile.load(args[1])
+                statefile.check_identity(header["machine"], m)
+            except OSError as e:
+                raise DebugError(f"{args[1]}: {e.strerror}") from None
+            except ValueError as e:             # StateFileError: one line
+                raise DebugError(str(e)) from None
+            self.dbg.restore_state(st, args[1])
             return f"loaded {args[1]} (instruction {m.cpu.icount})"
         if len(args) != 1:
             raise DebugError("snapshot NAME / restore NAME")
@@ -455,7 +520,7 @@ class Commands:
             st = self.snapshots.get(args[0])
             if st is None:
                 raise DebugError(f"no snapshot {args[0]!r}")
-            m.set_state(st)
+            self.dbg.restore_state(st, f"snapshot {args[0]}")
             return f"restored {args[0]} (instruction {m.cpu.icount})"
         self.snapshots[args[0]] = m.get_state()
         return f"snapshot {args[0]} at instruction {m.cpu.icount}"

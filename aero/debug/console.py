@@ -76,14 +76,27 @@ class Console:
             self.run_line(line)
 
 
-def main(settings: dict, scripts=(), commands=(), symbols=(), batch: bool = False) -> int:
+def main(settings: dict, scripts=(), commands=(), symbols=(), batch: bool = False,
+         replay: str | None = None) -> int:
+    """``replay``: debug a recording file instead of building a machine from ``settings``
+    (only host output settings apply then)."""
     try:
         settings = {"serial": "stdio", **settings}
-        m, run = build_from_settings(settings)
+        if replay is not None:
+            from ..trace.replay import open_recording
+            other = [k for k in settings if k not in ("serial", "debugcon", "firmware_log")]
+            if other:
+                raise ConfigError(f"--replay rebuilds the recorded machine: --"
+                                  f"{other[0].replace('_', '-')} does not go with it")
+            m, _, _, tt = open_recording(replay, {k: settings[k] for k in settings})
+        else:
+            m, run = build_from_settings(settings)
     except ConfigError as e:
         print(f"aero: {e}", file=sys.stderr)
         return 2
     dbg = Debugger(m)
+    if replay is not None:
+        dbg.attach_recording(tt)
     try:
         for spec in symbols:
             path, _, bias = spec.partition("@")
@@ -104,6 +117,8 @@ def main(settings: dict, scripts=(), commands=(), symbols=(), batch: bool = Fals
     con = Console(dbg, echo=not sys.stdin.isatty() or bool(lines))
     print(f"Aero debugger: {dbg.format_addr(dbg.pc())}, {m.cpu.mode} mode. 'help' lists the "
           "commands.")
+    if replay is not None:
+        print(f"Replaying {replay}: instructions {dbg.travel.start} to {dbg.travel.head}.")
     try:
         for line in lines:
             if con.cmds.quit:

@@ -33,6 +33,7 @@ from ..faults import CPUFault, NAMES as FAULT_NAMES
 from ..hooks import AFTER
 from . import expr as E
 from . import inspect as I
+from .reverse import ReverseMixin
 from .symbols import SymbolTable
 
 # exception names usable in `catch exception`
@@ -60,6 +61,7 @@ class Point:
     hits: int = 0
     ignore: int = 0                 # hits to let pass before stopping
     temporary: bool = False
+    after: bool = False             # stops after the instruction (watches, most catches)
     hooks: list = field(default_factory=list, repr=False)
     tree: object = field(default=None, repr=False)        # the compiled condition
     value: bytes | None = field(default=None, repr=False)  # a watchpoint's bytes
@@ -111,7 +113,7 @@ class _Env(E.Env):
             raise E.ExprError(str(e.args[0]) if e.args else f"no symbol {name!r}") from None
 
 
-class Debugger:
+class Debugger(ReverseMixin):
     def __init__(self, machine, symbols: SymbolTable | None = None):
         self.m = machine
         self.cpu = machine.cpu
@@ -126,6 +128,9 @@ class Debugger:
         self._event_hooks: list = []
         self.env = _Env(self)
         self.running = threading.Event()    # set while a run is in progress (any thread)
+        self.scan = None                    # a time travel search in progress (reverse.py)
+        self.travel = None                  # TimeTravel over a recording (reverse.py)
+        self.recorder = None                # the recording in progress, if any
 
     # ------------------------------------------------------------------------------------------
     # Registers, memory, addresses
@@ -149,6 +154,7 @@ class Debugger:
             raise DebugError(f"no register {name!r} (or it is read-only)") from None
         except CPUFault as e:
             raise DebugError(f"loading {name} faults: {e}") from None
+        self.m.note_edit(f"{n} = {value:#x}")
 
     def pc(self) -> int:
         """The linear address of the next instruction."""
@@ -174,6 +180,14 @@ class Debugger:
             if p is None:
                 raise DebugError(f"linear {a:#x} is not mapped")
             self.m.bus.write_bytes(p, bytes((b,)))
+        if data:
+            self.m.note_edit(f"{len(data)} byte{'s' if len(data) > 1 else ''} written at "
+                             f"{'physical' if physical else 'linear'} {addr:#x}")
+
+    def restore_state(self, state: dict, what: str) -> None:
+        """Put the machine in a saved state (a snapshot, a state file)."""
+        self.m.set_state(state)
+        self.m.note_edit(f"state restored: {what}")
 
     def seg_base(self, seg) -> int:
         """The base of a segment register (by name) or of a selector / real-mode segment."""
@@ -230,8 +244,9 @@ class Debugger:
             self._by_hook[h] = p
         return p
 
-    def _should_stop(self, p: Point) -> bool:
-        """Count a hit of an enabled point whose condition holds; True if it stops."""
+    def _should_stop(self, p: Point, info=None) -> bool:
+        """Count a hit of an enabled point whose condition holds; True if it stops.  While time
+        travel searches backwards (``scan``), hits are only counted by the scan."""
         if not p.enabled:
             return False
         if p.tree is not None:
@@ -239,9 +254,13 @@ class Debugger:
                 if not E.run(p.tree, self.env):
                     return False
             except E.ExprError as e:
+                if self.scan is not None:
+                    return self.scan.hit(p.after, (p, info))
                 self._hit[p.id] = {"condition_error": str(e)}
                 p.hits += 1
                 return True                     # a broken condition stops (and says why)
+        if self.scan is not None:
+            return self.scan.hit(p.after, (p, info))
         p.hits += 1
         if p.ignore:
             p.ignore -= 1
@@ -274,13 +293,13 @@ class Debugger:
             raise DebugError("access: w, r or rw")
         space = "physical" if physical else "linear"
         what = f"{space} {addr:#010x}+{length} {access}"
-        p = self._new_point("watch", what, condition)
+        p = self._new_point("watch", what, condition, after=True)
         p.value = self.read(addr, length, physical)
         hooks = self.m.hooks
         make = {"w": hooks.mem_write, "r": hooks.mem_read, "rw": hooks.mem_access}[access]
 
         def hit(m, acc, p=p):
-            if not self._should_stop(p):
+            if not self._should_stop(p, acc):
                 return False
             self._hit[p.id] = {"access": acc, "addr": addr, "length": length,
                                "physical": physical}
@@ -294,10 +313,10 @@ class Debugger:
             raise DebugError("ports are 0-0xFFFF")
         what = f"io {lo:#x}" + (f"-{hi - 1:#x}" if hi - lo > 1 else "") + \
             ("" if direction == "both" else f" {direction}")
-        p = self._new_point("catch", what, condition)
+        p = self._new_point("catch", what, condition, after=True)
 
         def hit(m, acc, p=p):
-            if not self._should_stop(p):
+            if not self._should_stop(p, acc):
                 return False
             self._hit[p.id] = {"io": acc}
             return True
@@ -318,7 +337,7 @@ class Debugger:
         kinds = frozenset(kinds)
 
         def hit(m, ev, p=p):
-            if ev.kind not in kinds or not self._should_stop(p):
+            if ev.kind not in kinds or not self._should_stop(p, ev):
                 return False
             self._hit[p.id] = {"interrupt": ev}
             return True
@@ -326,20 +345,20 @@ class Debugger:
         return self._attach(p, self.m.hooks.interrupt(hit, hook_vectors))
 
     def catch_mode(self, condition: str | None = None) -> Point:
-        p = self._new_point("catch", "mode switches", condition)
+        p = self._new_point("catch", "mode switches", condition, after=True)
 
         def hit(m, ch, p=p):
-            if not self._should_stop(p):
+            if not self._should_stop(p, ch):
                 return False
             self._hit[p.id] = {"mode": ch}
             return True
         return self._attach(p, self.m.hooks.mode(hit))
 
     def catch_cr3(self, condition: str | None = None) -> Point:
-        p = self._new_point("catch", "CR3 loads", condition)
+        p = self._new_point("catch", "CR3 loads", condition, after=True)
 
         def hit(m, ld, p=p):
-            if not self._should_stop(p):
+            if not self._should_stop(p, ld):
                 return False
             self._hit[p.id] = {"cr3": ld}
             return True
@@ -352,10 +371,10 @@ class Debugger:
                              "firmware use 'catch int 0x13' (the INT instruction)")
         what = "bios " + ("*" if vector is None else f"INT {vector:02X}h") + \
             ("" if function is None else f" AH={function:02X}h")
-        p = self._new_point("catch", what, condition)
+        p = self._new_point("catch", what, condition, after=True)
 
         def hit(m, call, p=p):
-            if not self._should_stop(p):
+            if not self._should_stop(p, call):
                 return False
             self._hit[p.id] = {"bios": call}
             return True
@@ -364,7 +383,7 @@ class Debugger:
     def set_magic(self, on: bool) -> None:
         """The Bochs magic breakpoint: stop right after each ``xchg bx, bx``."""
         if on and self.magic is None:
-            p = self._new_point("break", "magic (xchg bx, bx)")
+            p = self._new_point("break", "magic (xchg bx, bx)", after=True)
 
             def hit(m, a, p=p):
                 return AFTER if self._should_stop(p) else None
@@ -484,6 +503,12 @@ class Debugger:
             return None
 
     def _run(self, go, step: bool = False, temp=None) -> Stop:
+        tt = self.travel
+        if tt is not None and tt.at_end and not tt.off_timeline:
+            return self._stopped(Stop("end", f"at the end of the recording (instruction "
+                                             f"{self.cpu.icount}); reverse-stepi, "
+                                             "reverse-continue or goto go back",
+                                      icount=self.cpu.icount))
         self._hit = {}
         self.running.set()
         try:
@@ -515,7 +540,15 @@ class Debugger:
         if r.status == "limit":
             return Stop("step" if step else "limit", f"at {where}", result=r, icount=icount)
         if r.status == "stop":
+            tt = self.travel
+            if tt is not None and tt.at_end and not tt.off_timeline:
+                return Stop("end", f"the end of the recording: instruction {icount}, "
+                                   f"{where}", result=r, icount=icount)
             return Stop("pause", f"paused at {where}", result=r, icount=icount)
+        if r.status in ("debug-exit", "poweroff") and self.travel is not None and \
+                self.travel.rec is None and self.travel.at_end:
+            return Stop("end", f"the end of the recording (the guest ended the run there): "
+                               f"instruction {icount}", result=r, icount=icount)
         if r.status in ("debug-exit", "poweroff"):
             what = f"exit status {r.exit_code}" if r.status == "debug-exit" else "powered off"
             return Stop("exit", f"the guest ended the run ({what}) after {icount} "

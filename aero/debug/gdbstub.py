@@ -584,6 +584,9 @@ class GdbServer:
             return self._exit_reply(stop.result)
         if stop.reason == "pause":
             return self._t_reply(SIGINT)
+        if stop.reason in ("start", "end"):          # the ends of a recording
+            end = "begin" if stop.reason == "start" else "end"
+            return self._t_reply(SIGTRAP, f"replaylog:{end};")
         owner = None
         if stop.point is not None:
             owner = next((k for k, p in s.points.items() if p is stop.point), None)
@@ -703,6 +706,8 @@ class GdbServer:
             if arg:
                 self._set_reg(_REGNUM["eip"], int(arg, 16))
             return self._resume(s, step=c in (b"s", b"S"))
+        if p in (b"bs", b"bc"):
+            return self._reverse(s, step=p == b"bs")
         if c in (b"Z", b"z"):
             return self._point(s, c == b"Z", p[1:])
         if c in (b"H", b"T"):
@@ -726,7 +731,7 @@ class GdbServer:
     def _query(self, s: _Session, p: bytes):
         if p.startswith(b"qSupported"):
             return (f"PacketSize={PACKET_SIZE:x};qXfer:features:read+;swbreak+;hwbreak+;"
-                    "vContSupported+;QStartNoAckMode+")
+                    "vContSupported+;QStartNoAckMode+;ReverseStep+;ReverseContinue+")
         if p.startswith(b"qAttached"):
             return "1"
         if p == b"qC":
@@ -781,6 +786,32 @@ class GdbServer:
                 return "E.the machine is running (another front-end drives it)"
             self._start_worker(self._gdb_run, s, step)
         return None
+
+    def _reverse(self, s: _Session, step: bool):
+        """``bs`` / ``bc``: reverse-stepi / reverse-continue over the session's recording."""
+        if self.dbg.travel is None:
+            return "E.no recording: serve one with aero replay FILE --gdb, or 'monitor " \
+                   "record start' first"
+        with self._lock:
+            if self._busy():
+                return "E.the machine is running (another front-end drives it)"
+            self._start_worker(self._gdb_reverse, s, step)
+        return None
+
+    def _gdb_reverse(self, s: _Session, step: bool) -> None:
+        from .debugger import Stop
+        dbg = self.dbg
+
+        def go():
+            try:
+                return dbg.reverse_stepi() if step else dbg.reverse_continue()
+            except DebugError as e:
+                return Stop("start", str(e), icount=self.m.cpu.icount)
+        stop = self._run(go)
+        reply = self._stop_reply(s, stop)
+        s.stop = reply
+        if not s.closed:
+            self._send(s, reply)
 
     def _kill(self, s: _Session) -> None:
         self.log("gdb: killed")

@@ -30,12 +30,15 @@ class PageMirror:
         mv = memoryview(self.buf)
         pages = self.pages
         for p in dirty:
-            page = bytes(mv[p * PAGE: (p + 1) * PAGE])
+            page = mv[p * PAGE: (p + 1) * PAGE]
+            if page == pages[p]:
+                continue                # written with what it held: the same page object
+            page = bytes(page)
             pages[p] = ZERO_PAGE if page == ZERO_PAGE else page
         return tuple(pages)
 
-    def restore(self, snap: tuple, dirty) -> int:
-        """Make the memory hold ``snap``; returns how many pages were written."""
+    def restore(self, snap: tuple, dirty) -> list[int]:
+        """Make the memory hold ``snap``; returns the pages written (those that may differ)."""
         if len(snap) != len(self.pages):
             raise ValueError(f"a snapshot of {len(snap) * PAGE >> 10} KiB of memory cannot "
                              f"be restored into {len(self.pages) * PAGE >> 10} KiB")
@@ -43,13 +46,13 @@ class PageMirror:
         for p in dirty:
             pages[p] = None
         buf = self.buf
-        n = 0
+        written = []
         for p, (cur, want) in enumerate(zip(pages, snap)):
             if cur is not want:
                 buf[p * PAGE: (p + 1) * PAGE] = want
-                n += 1
+                written.append(p)
         self.pages = list(snap)
-        return n
+        return written
 
     def audit(self, dirty=()) -> list[int]:
         """Pages whose mirror differs from the memory although they are not in ``dirty`` (for

@@ -266,7 +266,8 @@ def test_qsupported_and_simple_queries(tmp_path, servers):
     c = Client(servers(m).port)
     feats = c.ask_str("qSupported:multiprocess+;swbreak+;hwbreak+;xmlRegisters=i386").split(";")
     assert set(feats) == {"PacketSize=4000", "qXfer:features:read+", "swbreak+", "hwbreak+",
-                          "vContSupported+", "QStartNoAckMode+"}
+                          "vContSupported+", "QStartNoAckMode+", "ReverseStep+",
+                          "ReverseContinue+"}
     assert c.acks == [b"+"]
     t = stop_fields(c.ask("?"))
     assert t["signal"] == 5 and t["thread"] == "01"

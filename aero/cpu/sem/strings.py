@@ -256,6 +256,7 @@ def strop_rep_movs(cpu, size, amask, sseg, eip, nxt):
     done = 0
     try:
         while done < n:
+            cpu.rep_done = done          # virtual time inside the REP (CPU.now)
             if bulk and n - done > 1:
                 k = _strop_bulk_movs(cpu, size, amask, sseg, si, di, n - done, down)
                 if k > 0:
@@ -294,6 +295,7 @@ def strop_rep_stos(cpu, size, amask, eip, nxt):
     done = 0
     try:
         while done < n:
+            cpu.rep_done = done          # virtual time inside the REP (CPU.now)
             if bulk and n - done > 1:
                 k, dst = _strop_span(cpu, 0, di, n - done, size, down, amask, True)
                 if k > 0:
@@ -331,6 +333,7 @@ def strop_rep_lods(cpu, size, amask, sseg, eip, nxt):
     v = None
     try:
         while done < n:
+            cpu.rep_done = done          # virtual time inside the REP (CPU.now)
             v = rd(sseg, si)
             si = (si + step) & amask
             done += 1
@@ -409,6 +412,7 @@ def strop_rep_cmps(cpu, size, amask, sseg, rep, eip, nxt):
     bulk = want_eq and n > 1
     try:
         while done < n:
+            cpu.rep_done = done          # virtual time inside the REP (CPU.now)
             if bulk and n - done > 1:
                 r = _strop_bulk_cmps(cpu, size, amask, sseg, si, di, n - done, down)
                 if r is not None:
@@ -460,6 +464,7 @@ def strop_rep_scas(cpu, size, amask, rep, eip, nxt):
     down = cpu.flags & DF
     try:
         while done < n:
+            cpu.rep_done = done          # virtual time inside the REP (CPU.now)
             if bulk and n - done > 1:
                 # SCASB over a run of plain RAM: find the element that ends the scan
                 k, phys = _strop_span(cpu, 0, di, n - done, 1, down, amask, False)
@@ -530,6 +535,7 @@ def strop_ins(cpu, ins, amask, eip, nxt, rep):
     done = 0
     try:
         while done < n:
+            cpu.rep_done = done          # virtual time inside the REP (CPU.now)
             cpu.check_write(0, di, size)   # fault before the port is read
             wr(0, di, port_in(port, size) & vmask)
             di = (di + step) & amask
@@ -566,6 +572,7 @@ def strop_outs(cpu, ins, amask, sseg, eip, nxt, rep):
     done = 0
     try:
         while done < n:
+            cpu.rep_done = done          # virtual time inside the REP (CPU.now)
             port_out(port, size, rd(sseg, si))
             si = (si + step) & amask
             done += 1
