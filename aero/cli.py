@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_machine_options(rc)
     add_run_options(rc)
     rc.add_argument("--keyframe-every", type=int, metavar="N",
-                    help="a keyframe every N instructions (default 1000000)")
+                    help="a keyframe every N instructions (default 500000)")
     rc.add_argument("--checkpoint-every", type=int, metavar="N",
                     help="registers checked every N instructions (default 4096; 1 pins a "
                     "replay divergence to its instruction)")
