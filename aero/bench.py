@@ -33,9 +33,10 @@ import time
 
 from . import scenarios
 from .build import ROOT, build_machine
-from .config import FIRMWARE, MachineConfig
+from .config import FIRMWARE, JIT_THRESHOLD, MachineConfig
 from .cpu.presets import flat32, set_flat32
 from .debug.debugger import Debugger
+from .jit import JIT
 from .machine import Machine
 
 CODE = 0x1000
@@ -199,16 +200,19 @@ def _load(cpu, name: str):
 
 
 def kernel_cpu(name: str, variant: str = "plain"):
-    """A CPU with kernel ``name`` loaded: "plain" (a bare CPU), "hooks" (a machine's CPU with
+    """A CPU with kernel ``name`` loaded: "plain" (a bare CPU, the interpreter), "jit" (the
+    same with the JIT tier at its default threshold), "hooks" (a machine's CPU with
     an exec hook and a write hook, through ``aero.hooks``), "dr" (the guest's DR0 execute and
     DR1 write breakpoints enabled).  The hooks and breakpoints are on untouched addresses."""
     if variant == "hooks":
-        m = Machine(MachineConfig(bios=None, memory=4))
+        m = Machine(MachineConfig(bios=None, memory=4, jit="off"))
         cpu = set_flat32(m.cpu)
         m.hooks.exec(lambda mm, a: True, UNTOUCHED)
         m.hooks.mem_write(lambda mm, acc: True, UNTOUCHED + 0x800, UNTOUCHED + 0x804)
     else:
         cpu = flat32(4 << 20)
+        if variant == "jit":
+            cpu.cache.jit = JIT(cpu, JIT_THRESHOLD)
         if variant == "dr":
             cpu.dr[0] = UNTOUCHED
             cpu.dr[1] = UNTOUCHED + 0x800
@@ -455,14 +459,16 @@ def main(seconds: float = 2.0, kernels=None, boot: bool = False, machine: bool =
             print(f"  snapshot, all 32 MiB written           {f['snapshot_all_32mib_ms']:8.1f} ms")
             print(f"  restore, all 32 MiB differ             {f['restore_all_32mib_ms']:8.1f} ms")
         else:
-            print(f"aero bench: interpreter, CPython {figures['python']}, {seconds:g} s per "
-                  "kernel and variant")
-            print(f"  {'kernel':10} {'MIPS':>7} {'hooks':>7} {'guest DR':>9}   (ratio to plain)")
+            print(f"aero bench: guest MIPS per tier, CPython {figures['python']}, {seconds:g} s "
+                  "per kernel and variant (best of interleaved rounds)")
+            print(f"  {'kernel':10} {'interp':>7} {'jit':>7} {'jit/int':>8} {'hooks':>7} "
+                  f"{'guest DR':>9}   (hooks, DR: interpreter, ratio to plain)")
             figures["kernels"] = {}
             for n in names:
-                best = compare_variants(n, ("plain", "hooks", "dr"), seconds)
+                best = compare_variants(n, ("plain", "jit", "hooks", "dr"), seconds)
                 figures["kernels"][n] = best
-                print(f"  {n:10} {best['plain']:7.2f} {best['hooks'] / best['plain']:7.3f} "
+                print(f"  {n:10} {best['plain']:7.2f} {best['jit']:7.2f} "
+                      f"{best['jit'] / best['plain']:8.2f} {best['hooks'] / best['plain']:7.3f} "
                       f"{best['dr'] / best['plain']:9.3f}")
     except AssertionError as e:
         print(f"  FAILED: {e}")

@@ -19,6 +19,7 @@ import tomllib
 from dataclasses import dataclass, field, fields
 
 DEFAULT_IPS = 20_000_000
+JIT_THRESHOLD = 50           # runs of a block before the JIT translates it (aero bench --jit)
 DEFAULT_RTC = _dt.datetime(2026, 1, 1, 12, 0, 0)
 MAX_MEMORY_MIB = 3584
 
@@ -68,6 +69,10 @@ class MachineConfig:
     # input, delivered through the machine's input queue at virtual times
     keys: str | None = None             # --keys syntax (aero.inputs)
     serial_input: str | bytes | None = None     # a file path, or the bytes, fed into COM1
+    # the JIT tier (aero.jit): "on" or "off" (True/False accepted), and after how many runs of
+    # a block it is translated; neither changes what the machine does, only how fast
+    jit: str | bool = "on"
+    jit_threshold: int = JIT_THRESHOLD
 
     def __post_init__(self):
         self.validate()
@@ -83,6 +88,13 @@ class MachineConfig:
                               f"(got {self.memory})")
         if not isinstance(self.ips, int) or self.ips <= 0:
             raise ConfigError("--ips must be positive")
+        if self.jit in (True, False):
+            self.jit = "on" if self.jit else "off"
+        if self.jit not in ("on", "off"):
+            raise ConfigError(f"--jit: {self.jit!r}: use on or off")
+        if not isinstance(self.jit_threshold, int) or isinstance(self.jit_threshold, bool) or \
+                self.jit_threshold < 0:
+            raise ConfigError("--jit-threshold must be 0 or more")
         if not self.boot or any(c not in "acd" for c in self.boot):
             raise ConfigError(f"--boot: {self.boot!r}: use the letters a (floppy), c (hard "
                               "disk), d (CD-ROM)")
@@ -135,7 +147,8 @@ MACHINE_KEYS = {
     "bios": str, "vgabios": str, "fda": str, "fdb": str, "hda": str, "hdb": str, "cdrom": str,
     "boot": str, "memory": int, "kernel": str, "cmdline": str, "module": list, "serial": str,
     "serial_input": str, "keys": str, "debugcon": str, "firmware_log": str, "post_codes": bool,
-    "ips": int, "rtc": str, "no_reboot": bool, "writable": bool,
+    "ips": int, "rtc": str, "no_reboot": bool, "writable": bool, "jit": str,
+    "jit_threshold": int,
 }
 RUN_KEYS = {
     "realtime": bool, "max_instructions": int, "timeout": float, "screenshot": str,

@@ -51,6 +51,7 @@ from .cpu.cpu import CPU
 from .faults import EmulatorError
 from .cpu import flags as F
 from .cpu.state import get_state as cpu_state, set_state as cpu_set_state
+from .jit import JIT
 from .devices.base import IOBus, IRQLines
 from .devices.atapi import ATAPICDROM
 from .devices.disk import DiskImage
@@ -133,6 +134,8 @@ class Machine:
         self._ram_mirror = PageMirror(self.bus.ram)
         self.cpu = cpu = CPU(self.bus)
         self.clock = Clock(cpu, cfg.ips)
+        if cfg.jit == "on":
+            cpu.cache.jit = JIT(cpu, cfg.jit_threshold)
         self.io = IOBus()
         cpu.port_in = self.io.read
         cpu.port_out = self.io.write

@@ -32,6 +32,11 @@ def add_machine_options(r) -> None:
                    help="write guest disk changes to the image files (default: an overlay)")
     r.add_argument("--ips", type=int, default=None, metavar="N",
                    help="guest instructions per virtual second (default 20000000)")
+    r.add_argument("--jit", choices=("on", "off"), default=None,
+                   help="translate hot guest code to Python (default on; the machine does "
+                   "exactly the same either way)")
+    r.add_argument("--jit-threshold", type=int, default=None, metavar="N",
+                   help="translate a block after it ran N times (default 50)")
     r.add_argument("--rtc", metavar="ISO8601", help="RTC start time (default 2026-01-01T12:00:00)")
     r.add_argument("--no-reboot", action="store_true", help="stop on triple fault (exit 6)")
     r.add_argument("--serial", metavar="stdio|FILE|none", help="COM1 output (default stdio)")

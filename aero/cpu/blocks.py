@@ -60,7 +60,7 @@ class Block:
     """The closure interpreter's block: one compiled closure per instruction."""
 
     __slots__ = ("ops", "orig", "count", "eips", "insns", "end_eip", "rep", "check", "gen",
-                 "key", "lin", "lin_end", "max_off", "pages", "iphys")
+                 "key", "lin", "lin_end", "max_off", "pages", "iphys", "hooked", "hits")
 
     def execute(self, cpu, limit):
         ops = self.ops
@@ -104,6 +104,10 @@ class Block:
                 return len(self.ops) - f.f_locals["it"].__length_hint__() - 1
             f = f.f_back
         return len(self.ops) - 1
+
+    def running_eip(self) -> int:
+        """EIP of the instruction running now."""
+        return self.eips[self.position()]
 
     def exit(self) -> None:
         self.ops[:] = [_stop_op] * len(self.ops)
@@ -188,6 +192,16 @@ class CodeCache:
         self.code_bytes: dict[int, bytearray] = {}  # physical page -> bytes that are code
         self.compiles = 0
         self.invalidations = 0
+        self.jit = None                           # aero.jit.JIT, when the JIT tier is on
+        # fn(block) called on every block as it is decoded, before it first runs, to rewrite its
+        # ``ops`` and ``orig`` (an execution tracer, ``aero.trace.capture``; it marks the block
+        # ``hooked``, so the JIT leaves it interpreted); None: nothing
+        self.transform = None
+
+    def set_transform(self, fn) -> None:
+        """Install (or with None remove) ``transform``; every block is decoded again."""
+        self.transform = fn
+        self.flush()
 
     # -- lookup ------------------------------------------------------------------------------------
     def lookup(self, key: int, stale: Block | None) -> Block:
@@ -240,6 +254,7 @@ class CodeCache:
         start_page = (base + eip) >> 12
         max_off = eip
         ends = None
+        any_hooked = False
         while True:
             phys_of = []
 
@@ -268,6 +283,7 @@ class CodeCache:
                 hit = points.at(lin, phys_of[0][1], first=not ops, ins=ins)
                 if hit:
                     op = hooked(op, hit, cpu, eip, lin, phys_of[0][1])
+                    any_hooked = True
             insns.append(ins)
             eips.append(eip)
             iphys.append(phys_of[0][1])
@@ -298,9 +314,29 @@ class CodeCache:
         # register the code bytes for self-modifying-code detection
         for a in code_bytes:
             self._mark_byte(a, blk)
+        blk.hooked = any_hooked
+        if self.transform is not None:
+            self.transform(blk)
         self.blocks[pkey] = blk
         self.compiles += 1
+        if self.jit is not None:
+            self.jit.adopt(blk)
         return blk
+
+    def replace(self, blk, new) -> None:
+        """Put ``new`` (the JIT's unit for ``blk``, same code and keys) in ``blk``'s place."""
+        if self.blocks.get(blk.key) is blk:
+            self.blocks[blk.key] = new
+        jkey = blk.key[1]
+        if self.jump.get(jkey) is blk:
+            self.jump[jkey] = new
+        for _, phys_page in blk.pages:
+            s = self.pages.get(phys_page >> 12)
+            if s is not None:
+                s.discard(blk)
+        for _, phys_page in new.pages:          # a unit covers its other blocks' pages too
+            self.pages.setdefault(phys_page >> 12, set()).add(new)
+        blk.gen = -1
 
     def _mark_byte(self, a: int, blk: Block) -> None:
         page = a >> 12

@@ -283,17 +283,18 @@ def _nm_op():
     raise CPUFault(7)
 
 
-def compile_insn(cpu, ins, code32: bool):
-    """Return (closure, block-ending kind) for a decoded instruction."""
+def select(ins):
+    """The semantics of a decoded instruction: ("fault", vector, ends) for an instruction that
+    faults before doing anything (#UD, #NM), else ("template", name, source, ends)."""
     entry = ins.entry
     if entry.ud:
-        return _ud_op, "jump"
+        return ("fault", 6, "jump")
     if ins.lock and not (entry.lock and ins.mod != 3 and ins.mod != -1):
-        return _ud_op, "jump"                      # LOCK is checked before anything else
+        return ("fault", 6, "jump")                # LOCK is checked before anything else
     if entry.nm:
-        return _nm_op, "jump"
+        return ("fault", 7, "jump")
     if ins.mod == 3 and any(s[0] == "M" for s in entry.ops):
-        return _ud_op, "jump"                      # memory-only operand given a register
+        return ("fault", 6, "jump")                # memory-only operand given a register
     tpl = templates()
     name = entry.name
     ends = entry.ends
@@ -310,6 +311,15 @@ def compile_insn(cpu, ins, code32: bool):
     if src is None:
         raise EmulatorError(f"no semantics for {entry.mnemonic(ins.opsize)} "
                             f"(template {name}) at {ins.eip:#x}: {ins.raw.hex()}")
+    return ("template", name, src, ends)
+
+
+def compile_insn(cpu, ins, code32: bool):
+    """Return (closure, block-ending kind) for a decoded instruction."""
+    sel = select(ins)
+    if sel[0] == "fault":
+        return (_ud_op if sel[1] == 6 else _nm_op), sel[2]
+    _, name, src, ends = sel
     body, params, prologue = expand(ins, code32, src)
     key = f"{len(params)}\n{body}"
     fac = _factories.get(key)
@@ -321,4 +331,3 @@ def compile_insn(cpu, ins, code32: bool):
         exec(code, ns, local)
         fac = _factories[key] = local["make"]
     return fac(cpu, cpu.R, *params), ends
-

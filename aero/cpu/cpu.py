@@ -790,7 +790,7 @@ class CPU:
         """EIP of the instruction running now (inside a block ``eip`` is brought up to date only
         at its end); between instructions, ``eip``."""
         blk = self.cur_block
-        return self.eip if blk is None else blk.eips[blk.position()]
+        return self.eip if blk is None else blk.running_eip()
 
     def tsc(self) -> int:
         """The time-stamp counter: one count per tick, plus the offset WRMSR(0x10) set."""

@@ -88,6 +88,12 @@ STUB_NAMES = ("dummy_iret", "irq_master", "irq_slave", "halt_forever", "FONT8", 
               "smbios_slot", "int09_entry", "vbe_pmi", "vbe_pmi_end")
 
 
+def _wake_tick(call) -> int | None:
+    """When a waiting call's wake-up event fires (None: none scheduled)."""
+    ev = call.wake_ev
+    return None if ev is None or ev.cancelled else ev.when
+
+
 @dataclass
 class BIOSCall:
     """One BIOS service call: what the debugger shows and the listener receives."""
@@ -226,7 +232,7 @@ class AeroBIOS(VideoServices, DiskServices, Device):
                   for n, d in sorted(self.drives.items())]
         return {"version": self.STATE_VERSION, "boot_drive": self.boot_drive,
                 "vbe_mode": self.vbe_mode,
-                "waiting": sorted([k, c.vector, c.function, c.tick, c.deadline]
+                "waiting": sorted([k, c.vector, c.function, c.tick, c.deadline, _wake_tick(c)]
                                   for k, c in self._pending.items()),
                 "disk_status": dict(self.disk_status), "cd_boot": self.cd_boot,
                 "drives": drives, "acpi": list(self.acpi) if self.acpi else None}
@@ -241,12 +247,15 @@ class AeroBIOS(VideoServices, DiskServices, Device):
                        for n, kind, i, c, h, s, ss, off, cnt, wp, fdc in st["drives"]}
         self.acpi = tuple(st["acpi"]) if st["acpi"] else None
         self._pending = {}
-        for k, vector, function, tick, deadline in st["waiting"]:
+        for k, vector, function, tick, deadline, *wake in st["waiting"]:
             call = self._pending[k] = BIOSCall(vector, function, {}, tick=tick,
                                                deadline=deadline)
-            if deadline is not None:                          # re-arm a timed wait
+            # re-arm the wake-up the call had scheduled (a poll may wake before its deadline);
+            # states saved before the wake tick was kept have only the deadline
+            when = wake[0] if wake else deadline
+            if when is not None:
                 outer, self._call = self._call, call
-                self.wake_at(max(deadline, self.clock.now()))
+                self.wake_at(when if wake else max(when, self.clock.now()))
                 self._call = outer
         self.disk_status = dict(st["disk_status"])
         self.cd_boot = st["cd_boot"]
@@ -367,7 +376,7 @@ class AeroBIOS(VideoServices, DiskServices, Device):
         cpu = self.cpu
         if cpu.cr0 & 1 and not cpu.flags & F.VM:
             return                                  # not a real-mode BIOS call
-        lin = (cpu.base[1] + cpu.eip) & 0xFFFFFFFF
+        lin = (cpu.base[1] + cpu.insn_eip()) & 0xFFFFFFFF
         if not ROM_BASE <= lin < ROM_BASE + 0x10000:
             return
         ent = self.entries.get(lin - ROM_BASE)

@@ -94,6 +94,9 @@ class Bus:
         self.on_code_write = None
         self.on_a20_change = None
         self.on_watch = None
+        # fn(addr, n) after RAM bytes changed without the accessors (``note_ram_write``: DMA,
+        # firmware services' block copies, loaders): an execution tracer's (aero.trace.capture)
+        self.on_bulk_write = None
         self.dirty: set[int] = set()               # pages written since track_dirty()
         self.tracking = False
         # PAM shadowing (see the module docstring): page -> mode (bit 0 read RAM, bit 1 write
@@ -298,6 +301,8 @@ class Bus:
         """RAM bytes [a, a+n) were changed without the accessors (bulk moves, DMA, loaders):
         record them for dirty tracking and tell the self-modifying-code detector, page by page."""
         end = min(a + n, self.ram_size)
+        if self.on_bulk_write is not None and a < end:
+            self.on_bulk_write(a, end - a)
         wslow = self.wslow
         if a < end and (end - 1) >> 12 == a >> 12 and not wslow[a >> 12] & _NOTE:
             return                                  # one page, nothing to tell: the usual case

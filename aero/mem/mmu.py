@@ -45,6 +45,9 @@ class MMU:
         self.nofast_r: set[int] = set()   # linear pages kept out of the fast maps (watched)
         self.nofast_w: set[int] = set()
         self.watches = None               # aero.mem.watch.Watches, once created
+        # fn(mmu) wrapping read*/write*/rmw* each time they are chosen (an execution tracer
+        # recording data accesses, ``aero.trace.capture``); None: nothing
+        self.access_wrapper = None
         self.reset()
 
     def reset(self) -> None:
@@ -166,7 +169,16 @@ class MMU:
         self.rmw8, self.rmw16, self.rmw32 = self._pg_rmw8, self._pg_rmw16, self._pg_rmw32
         self.cpu_rebind()
 
+    def set_access_wrapper(self, fn) -> None:
+        """Install (or with None remove) ``access_wrapper``: the access functions are chosen
+        again, wrapped.  While one is installed, REP string instructions move element by element
+        (``aero.cpu.sem.strings``), so that every access goes through them."""
+        self.access_wrapper = fn
+        self._rebuild()
+
     def cpu_rebind(self) -> None:
+        if self.access_wrapper is not None:
+            self.access_wrapper(self)
         if getattr(self.cpu, "mmu", None) is self:
             self.cpu.mem_rebind()
 

@@ -35,12 +35,13 @@ def runs() -> list[tuple[str, str, str | None]]:
     return out
 
 
-def fingerprint(name: str, bios: str | None = None) -> dict:
-    """{icount: state hash} at each point, and "end": [status, exit code, icount, hash]."""
+def fingerprint(name: str, bios: str | None = None, **settings) -> dict:
+    """{icount: state hash} at each point, and "end": [status, exit code, icount, hash].
+    ``settings`` go to the machine (e.g. ``jit="off"``): none of them may change a hash."""
     scn = S.load(name)
     cwd = os.getcwd()
     with tempfile.TemporaryDirectory() as d:
-        extra = {"bios": bios} if bios else {}
+        extra = dict(settings, bios=bios) if bios else dict(settings)
         if "kernel" in scn.machine:
             # the multiboot command line starts with the kernel's path (as QEMU's does): a
             # relative one keeps the fingerprint the same wherever the checkout lives

@@ -127,7 +127,13 @@ class TimeTravel:
     def restore(self, i: int) -> None:
         """Put the machine in keyframe ``i``."""
         m = self.m
-        m.set_state(self.tl.state(i))
+        hooks = m.hooks
+        was = hooks.muted
+        hooks.muted = True              # a restore is not the guest switching modes or CR3
+        try:
+            m.set_state(self.tl.state(i))
+        finally:
+            hooks.muted = was
         self.restores += 1
         self.off_timeline = False
         self._arm_inputs()

@@ -140,3 +140,21 @@ def test_get_state_inside_an_instruction_is_refused(tmp_path):
     m.hooks.exec(grab, 0x7C00)
     m.run()
     assert errors and "inside an instruction" in errors[0]
+
+
+def test_restore_while_a_bios_call_polls():
+    """INT 14h AH=01h waits for the UART with a poll that wakes long before its deadline; a
+    state saved then restores with the wake-up at its own tick (it used to be re-armed at the
+    deadline, which the restore refused as an event the snapshot does not have)."""
+    from aero.build import build_machine
+    from aero.config import MachineConfig
+    m = build_machine(MachineConfig(demo=True))
+    bios = next(d for d in m.devices if hasattr(d, "_pending"))
+    m.run_until(instructions=300)
+    polls = [c for c in bios._pending.values() if c.vector == 0x14 and c.wake_ev]
+    assert polls and polls[0].wake_ev.when < polls[0].deadline
+    n = build_machine(MachineConfig(demo=True))
+    n.set_state(m.get_state())
+    assert n.state_hash() == m.state_hash()
+    r1, r2 = m.run(), n.run()
+    assert (r1.status, m.cpu.icount, m.state_hash()) == (r2.status, n.cpu.icount, n.state_hash())

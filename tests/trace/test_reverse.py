@@ -218,3 +218,22 @@ def test_gdb_drives_reverse_execution_over_a_recording(tmp_path):
     finally:
         aero.kill()
         aero.wait()
+
+
+def test_going_back_fires_no_hooks(tmp_path):
+    """Restoring a keyframe (real mode) from the end of a run (protected mode) is not a mode
+    switch: hooks see only what the guest does, not what time travel does."""
+    scn = S.load("pmode")
+    m = S.build(scn, str(tmp_path))
+    d = Debugger(m)
+    seen = []
+    m.hooks.mode(lambda mm, ch: seen.append((mm.cpu.icount, ch.new)))
+    d.record_start(keyframe_every=50, checkpoint_every=16)
+    d.cont(instructions=400)
+    end = d.cpu.icount
+    forward = list(seen)
+    assert forward and forward[0][1][0] == "protected"
+    d.goto(1)
+    assert d.cpu.icount == 1
+    d.goto(end)
+    assert seen == forward

@@ -1,0 +1,200 @@
+"""The JIT inside a whole machine: self-modifying code in translated loops, hooks and breakpoints
+added after code was translated, a stop from another thread, time read inside a unit.  Each
+guest's result is also computed here independently, so that a test fails if both tiers are wrong
+the same way."""
+
+import os
+import shutil
+import subprocess
+import threading
+import time
+
+import pytest
+
+from aero.build import build_machine
+from aero.config import MachineConfig
+from aero.jit.unit import Unit
+
+pytestmark = pytest.mark.skipif(shutil.which("nasm") is None, reason="nasm is not installed")
+
+# A 64 KiB ROM: the reset vector jumps to `start`, which copies `routine` to 0000:1000 and
+# runs it there (ROM cannot be written: self-modifying code needs RAM).
+ROM = """
+bits 16
+org 0
+start:
+    cli
+    xor ax, ax
+    mov ss, ax
+    mov sp, 0x7000
+    mov es, ax
+    push cs
+    pop ds
+    mov si, routine
+    mov di, 0x1000
+    mov cx, routine_end - routine
+    cld
+    rep movsb
+    xor ax, ax
+    mov ds, ax
+    jmp 0:0x1000
+routine:
+%s
+routine_end:
+    times 0xFFF0 - ($ - $$) db 0
+    jmp 0xF000:start
+    times 0x10000 - ($ - $$) db 0
+"""
+
+# The immediate of the ADD in the loop is incremented by the loop itself every iteration
+# (its low byte: 1, 2, ... 255, 0, 1, ...).
+SMC_LOOP = """
+    mov cx, 3000
+    xor bx, bx
+.l: add bx, strict word 1
+    inc byte [0x1000 + (.l - routine) + 2]
+    loop .l
+    cli
+    hlt
+"""
+
+# Each iteration patches the immediate of the very next instruction (effective at once).
+SMC_NEXT = """
+    mov cx, 2000
+    xor bx, bx
+    xor dx, dx
+.l: mov [0x1000 + (.m - routine) + 1], dl
+.m: mov al, 0
+    xor ah, ah
+    add bx, ax
+    add dl, 7
+    loop .l
+    cli
+    hlt
+"""
+
+# An endless loop (for a stop from another thread).
+SPIN = """
+.l: inc ax
+    add bx, ax
+    jmp .l
+"""
+
+
+# A loop storing a counter.
+STORE = """
+    xor ax, ax
+.l: inc ax
+    mov [0x2000], ax
+    jmp .l
+"""
+
+
+def rom(tmp_path, body: str) -> bytes:
+    src = tmp_path / "rom.asm"
+    src.write_text(ROM % body)
+    out = tmp_path / "rom.bin"
+    subprocess.run(["nasm", "-f", "bin", "-o", str(out), str(src)], check=True)
+    return out.read_bytes()
+
+
+def machine(image: bytes, **settings):
+    return build_machine(MachineConfig(bios=image, **settings))
+
+
+TIERS = [{"jit": "off"}, {"jit": "on", "jit_threshold": 0}, {"jit": "on", "jit_threshold": 1},
+         {"jit": "on"}]
+
+
+def run_all(image):
+    out = []
+    for tier in TIERS:
+        m = machine(image, **tier)
+        r = m.run(max_instructions=2_000_000)
+        out.append((tier, r.status, m.cpu.icount, m.cpu.R[3] & 0xFFFF, m.state_hash(), m))
+    return out
+
+
+def test_code_patching_its_own_loop(tmp_path):
+    want = sum((1 + i) & 0xFF for i in range(3000)) & 0xFFFF
+    runs = run_all(rom(tmp_path, SMC_LOOP))
+    for tier, status, icount, bx, h, m in runs:
+        assert status == "halted", tier
+        assert bx == want, tier
+        assert (icount, h) == (runs[0][2], runs[0][4]), tier
+    jit = runs[1][5].cpu.cache.jit
+    assert jit.units, "the loop was never translated"
+    assert runs[1][5].cpu.cache.invalidations >= 2000
+
+
+def test_code_patching_the_next_instruction(tmp_path):
+    want = sum((7 * i) & 0xFF for i in range(2000)) & 0xFFFF
+    runs = run_all(rom(tmp_path, SMC_NEXT))
+    for tier, status, icount, bx, h, m in runs:
+        assert status == "halted", tier
+        assert bx == want, tier
+        assert (icount, h) == (runs[0][2], runs[0][4]), tier
+
+
+def hot_unit(m):
+    units = [u for u in m.cpu.cache.jit.live_units() if u.execs]
+    assert units, "nothing was translated"
+    return max(units, key=lambda u: u.execs)
+
+
+def test_exec_hook_added_after_translation_fires(tmp_path):
+    image = rom(tmp_path, SPIN)
+    m = machine(image, jit="on", jit_threshold=0)
+    m.run_until(instructions=50_000)
+    u = hot_unit(m)
+    target = u.eips[1]                      # an instruction inside the translated loop
+    hits = []
+    m.hooks.exec(lambda mm, addr: hits.append(mm.cpu.icount) or True, target)
+    r = m.run_until(instructions=100)
+    assert r.status == "hook"
+    assert m.cpu.eip == target and hits
+    ref = machine(image, jit="off")
+    ref.run_until(instructions=50_000)
+    ref.hooks.exec(lambda mm, addr: True, target)
+    ref.run_until(instructions=100)
+    assert (ref.cpu.icount, ref.state_hash()) == (m.cpu.icount, m.state_hash())
+
+
+def test_write_watch_added_after_translation_fires(tmp_path):
+    """A loop storing a counter is translated; a write hook added then stops right after the
+    store, at the same instruction and state as without the JIT, with the value written."""
+    image = rom(tmp_path, STORE)
+    stops = []
+    for tier in ({"jit": "off"}, {"jit": "on", "jit_threshold": 0}):
+        m = machine(image, **tier)
+        m.run_until(instructions=30_001)
+        seen = []
+        m.hooks.mem_write(lambda mm, acc: seen.append(acc.value) or True, 0x2000, 0x2002)
+        r = m.run_until(instructions=1000)
+        assert r.status == "hook", tier
+        stops.append((m.cpu.icount, m.cpu.eip, seen, m.state_hash()))
+    assert stops[0] == stops[1]
+    # 25 instructions before the loop: the reset jump, 14 of `start`, 8 REP MOVSB iterations
+    # (the routine's 8 bytes), XOR AX,AX; then 3 per iteration, and the hook sees the next store
+    assert stops[0][2] == [(30_001 - 25) // 3 + 1]
+
+
+def test_stop_from_another_thread_ends_a_translated_loop(tmp_path):
+    m = machine(rom(tmp_path, SPIN), jit="on", jit_threshold=0)
+    threading.Timer(0.3, m.request_stop).start()
+    t0 = time.monotonic()
+    r = m.run(timeout=20)
+    assert r.status == "stop"
+    assert time.monotonic() - t0 < 5
+    assert any(u.execs for u in m.cpu.cache.jit.units)
+
+
+def test_units_take_the_place_of_blocks():
+    m = build_machine(MachineConfig(demo=True, jit="on", jit_threshold=0))
+    m.run()
+    live = m.cpu.cache.jit.live_units()
+    assert live
+    assert any(isinstance(b, Unit) for b in m.cpu.cache.blocks.values())
+    u = hot_unit(m)
+    assert "def run(limit)" in u.source
+    assert u.instructions >= u.count
