@@ -7,13 +7,16 @@ The package is split by what each module holds:
 ``session``        the machine, its ``Debugger`` and ``Commands``, and the policy of which
                    command runs where (UI thread, worker thread, paused-and-resumed); no Textual
 ``runner``         the worker thread that moves the machine (continue, steps, run commands)
+``travel``         time travel for the session: the reverse keys and commands as worker jobs,
+                   moves coalesced while a key is held, recording on/off (Ctrl+R); no Textual
 ``codeview``       capstone disassembly around an address, with known instruction boundaries
 ``sinks``          thread-safe host output sinks (COM1, port E9h) and a small terminal buffer
 ``display``        the pygame guest display in a thread of its own
 ``keys``           the key bindings, shared by the app and the help screen
 ``help``           the help screen
 ``panes/``         one module per pane (registers, disassembly, memory, stack, tables, paging,
-                   devices, serial, events, breakpoints, profile, command line, status bar)
+                   devices, serial, events, breakpoints, profile, timeline, command line,
+                   status bar)
 ``aero.tcss``      the styles
 =================  =============================================================================
 

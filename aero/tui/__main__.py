@@ -1,5 +1,5 @@
-"""``python -m aero.tui [machine options] [--no-display] [--symbols FILE[@BIAS]]``: the TUI
-without the ``aero`` command (the same machine options as ``aero run``)."""
+"""``python -m aero.tui [machine options] [--no-display] [--symbols FILE[@BIAS]]
+[--replay FILE]``: the TUI without the ``aero`` command (the same options as ``aero tui``)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--symbols", metavar="FILE[@BIAS]", action="append",
                    help="load symbols: a NASM map file or an ELF file (repeatable)")
     p.add_argument("--load-state", metavar="FILE", help="start from a saved state")
+    p.add_argument("--replay", metavar="FILE", help="open a recording (aero record) instead of "
+                   "building a machine: F7/F8, goto and the Timeline over all of it")
     return p.parse_args(argv)
 
 
@@ -30,7 +32,8 @@ def run(argv=None) -> int:
     except ConfigError as e:
         print(f"aero: {e}", file=sys.stderr)
         return 2
-    return main(settings, symbols=args.symbols or [], display=not args.no_display)
+    return main(settings, symbols=args.symbols or [], display=not args.no_display,
+                replay=args.replay)
 
 
 if __name__ == "__main__":

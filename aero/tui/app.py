@@ -1,9 +1,9 @@
 """The Aero TUI application and ``main()`` (what ``aero tui`` runs).
 
 Layout: a row of tabs over the panes (Code: disassembly, memory and stack on the left, the
-registers on the right; Breakpoints; Tables; Paging; Devices; Serial; Events; Profile), then the
-command line with its log, a status bar and the key footer.  ``aero.tui.keys`` holds the key
-bindings.
+registers on the right; Breakpoints; Tables; Paging; Devices; Serial; Events; Profile;
+Timeline), then the command line with its log, a status bar and the key footer.
+``aero.tui.keys`` holds the key bindings; ``aero.tui.travel`` the time travel keys' jobs.
 
 Refresh policy: when a run stops, the worker posts ``RunDone``; the app then refreshes every
 visible pane at once, from a consistent state (the worker is idle).  Steps coming faster than
@@ -11,7 +11,9 @@ the screen can show them (F11 held down) refresh at most 20 times a second, and 
 the last one (within 1/20 s).  While the guest runs, a
 timer refreshes the visible panes four times a second (the state may be torn for a moment;
 panes that cost more, such as the descriptor tables, say how often with ``RUNNING_REFRESH``)
-and drains the output sinks.  Switching tabs refreshes the newly visible panes; the profile pane's
+and drains the output sinks; while a time travel job re-executes the recording only the status
+bar and the Timeline are refreshed (the machine passes through states that are not the
+destination).  Switching tabs refreshes the newly visible panes; the profile pane's
 ``LiveProfile`` runs only while its tab is shown.
 """
 
@@ -48,6 +50,7 @@ from .panes.serial import SerialPane
 from .panes.stack import StackPane
 from .panes.status import StatusBar
 from .panes.tables import TablesPane
+from .panes.timeline import TimelinePane
 from .session import Session
 from .sinks import ByteSink, TerminalBuffer
 
@@ -55,7 +58,9 @@ TICK = 0.25                 # seconds between refreshes while the guest runs
 STEP_REFRESH = 1 / 20       # at most this often while steps come in quick succession
 # what gets the focus when a tab opens (the Code tab keeps the command line)
 TAB_FOCUS = {"breakpoints": "#breakpoints-table", "tables": "#gdt", "paging": "#tlb",
-             "devices": "#devices-pane", "serial": "#serial-input", "events": "#events-log"}
+             "devices": "#devices-pane", "serial": "#serial-input", "events": "#events-log",
+             "timeline": "#timeline-events"}
+STEP_KINDS = ("step", "rstep", "scrub")     # jobs that come in quick succession (keys held)
 IGNORED_RUN_SETTINGS = ("max_instructions", "timeout", "realtime", "screenshot", "headless",
                         "state_hash", "save_state", "at_instruction")
 
@@ -119,6 +124,8 @@ class AeroApp(App):
                 yield EventsPane(id="events-pane")
             with TabPane("Profile", id="profile"):
                 yield ProfilePane(id="profile-pane")
+            with TabPane("Timeline", id="timeline"):
+                yield TimelinePane(id="timeline-pane")
         yield CommandPane(self.session.completions, id="command")
         yield StatusBar(id="status")
         yield Footer()
@@ -142,6 +149,11 @@ class AeroApp(App):
         self.log_line(f"Aero TUI: paused at {dbg.format_addr(dbg.pc())}, "
                       f"{self.session.m.cpu.mode} mode. F1 lists the keys, help the commands.",
                       "bold")
+        if self.session.travel.path is not None:
+            self.log_line(f"Replaying {self.session.travel.path}: instructions "
+                          f"{dbg.travel.start:,} to {dbg.travel.head:,}. F5 runs to its end, "
+                          "F7/F8 go back; the Timeline tab: alt+9, or shift+F6 from Code.",
+                          "bold")
         self.refresh_panes()
 
     def on_resize(self) -> None:
@@ -200,7 +212,9 @@ class AeroApp(App):
     def _refresh_tick(self) -> None:
         s = self.session
         got = self._drain()
-        if s.running:
+        if s.travel.busy_travelling:
+            self._refresh_travelling()
+        elif s.running:
             self.refresh_panes(True)
         elif got and self._tab == "serial":
             self.refresh_panes(False)
@@ -210,6 +224,12 @@ class AeroApp(App):
             self.query_one(StatusBar).display_note = ""
             why = f" ({d.error})" if d.error else ""
             self.log_line(f"the display window was closed{why}", "yellow")
+
+    def _refresh_travelling(self) -> None:
+        """While time travel re-executes: the status bar and the Timeline (where it goes)."""
+        self.query_one(StatusBar).update_from(self.session, True)
+        if self._tab == "timeline":
+            self.query_one(TimelinePane).update_from(self.session, True)
 
     # -- worker results ----------------------------------------------------------------------------
     def _from_worker(self, job, result) -> None:
@@ -224,7 +244,7 @@ class AeroApp(App):
     def _run_done(self, message: RunDone) -> None:
         s = self.session
         job, result = message.job, message.result
-        if job.kind != "point":
+        if job.kind != "point" and not (job.kind == "record" and s.running):
             s.stopped()
             self.query_one(DisassemblyPane).follow = True   # a stop shows where it stopped
         self.jobs_done += 1
@@ -234,12 +254,12 @@ class AeroApp(App):
             self.log_line(f"internal error in {job.label!r}: {type(result).__name__}: "
                           f"{result}", "bold red")
         elif isinstance(result, Stop):
-            self.log_line(s.describe(result, job.kind))
+            self.log_line(s.describe(result, job.kind, job.extra.get("verbose", False)))
         elif isinstance(result, str):
             self.log_line(result)
         if s.running:
             return                      # more work queued: its result refreshes
-        if job.kind == "step":
+        if job.kind in STEP_KINDS:
             self._refresh_soon()
         else:
             self.refresh_panes(False)
@@ -273,8 +293,8 @@ class AeroApp(App):
         word, _, rest = line.partition(" ")
         word = word.lower()
         s = self.session
-        if word in ("goto", "mem"):
-            self._goto(word, rest.strip())
+        if word in ("view", "mem"):
+            self._view(word, rest.strip())
             return
         out = s.execute(line)
         if out.quit:
@@ -283,7 +303,7 @@ class AeroApp(App):
         if out.text:
             self.log_line(out.text, "red" if out.error else "")
         if word in ("help", "h", "?") and not rest:
-            self.log_line("goto ADDR   show ADDR in the disassembly\n"
+            self.log_line("view ADDR   show ADDR in the disassembly\n"
                           "mem ADDR    show ADDR in the memory view (an expression: ds:esi "
                           "follows ESI)")
         if out.changed and not s.running:
@@ -291,7 +311,7 @@ class AeroApp(App):
         elif not out.queued:
             self.query_one(StatusBar).update_from(s, s.running)
 
-    def _goto(self, word: str, rest: str) -> None:
+    def _view(self, word: str, rest: str) -> None:
         if not rest:
             self.log_line(f"{word} ADDR", "red")
             return
@@ -318,6 +338,15 @@ class AeroApp(App):
         if not out.queued:
             self.refresh_panes()
 
+    def travel_outcome(self, why) -> None:
+        """Show why a time travel key did nothing (a string), or a command's outcome."""
+        if isinstance(why, str):
+            self.log_line(why, "red")
+        elif why is not None:
+            self.point_outcome(why)
+        else:
+            self.query_one(StatusBar).update_from(self.session, True)
+
     def set_event_log(self, on: bool) -> None:
         """Turn the event log on or off (the Events pane's switch)."""
         self.point_outcome(self.session.set_event_log(on))
@@ -341,6 +370,18 @@ class AeroApp(App):
     def action_step_out(self) -> None:
         self._started(self.session.finish())
 
+    def action_reverse_step(self) -> None:
+        self._started(self.session.travel.reverse_step())
+
+    def action_reverse_next(self) -> None:
+        self._started(self.session.travel.reverse_next())
+
+    def action_reverse_cont(self) -> None:
+        self._started(self.session.travel.reverse_continue())
+
+    def action_toggle_record(self) -> None:
+        self.point_outcome(self.session.travel.toggle_recording())
+
     def _cursor(self) -> int:
         pane = self.query_one(DisassemblyPane)
         return pane.cursor if pane.cursor is not None else self.session.dbg.pc()
@@ -352,7 +393,10 @@ class AeroApp(App):
         self.point_outcome(self.session.toggle_breakpoint(self._cursor()))
 
     def action_pause(self) -> None:
-        if not self.session.pause():
+        why = self.session.pause_refused()
+        if why:
+            self.log_line(why, "yellow")
+        elif not self.session.pause():
             self.log_line("(the guest is not running)", "grey50")
 
     def action_help(self) -> None:
@@ -362,10 +406,15 @@ class AeroApp(App):
             self.push_screen(HelpScreen())
 
     def action_show_tab(self, tab: str) -> None:
+        tabs = self.query_one(TabbedContent)
+        target = TAB_FOCUS.get(tab)
+        if tabs.active == tab and target is not None:
+            self.query_one(target).focus()  # shown already (the focus was elsewhere)
+            return
         # the focus leaves the old tab first: a focused widget in a hidden pane hands the
         # focus on within that pane, and a pane getting the focus is made the active tab
         self.action_focus_command()
-        self.query_one(TabbedContent).active = tab
+        tabs.active = tab
 
     def _cycle(self, delta: int) -> None:
         ids = [t for t, _ in keys.TABS]
@@ -414,6 +463,7 @@ class AeroApp(App):
         self.session.m.close()
         if self.session.serial is not None:
             self.session.serial.close()
+        self.session.travel.close()
 
 
 def _host_sinks(settings: dict, notes: list):
@@ -441,11 +491,31 @@ class SetupError(ValueError):
     """Bad settings or symbols: one line, for ``aero: ...`` and exit status 2."""
 
 
+HOST_SETTINGS = ("serial", "debugcon", "firmware_log")     # what --replay takes from the user
+
+
+def _open_replay(path: str, settings: dict):
+    """(machine, time travel, recording file) for ``--replay``: the recorded machine rebuilt,
+    in its first keyframe, with the host output of ``settings`` (anything else: SetupError)."""
+    from ..trace.replay import open_recording   # noqa: PLC0415 (only with --replay)
+    other = [k for k in settings if k not in HOST_SETTINGS]
+    if other:
+        raise SetupError(f"--replay rebuilds the recorded machine: --"
+                         f"{other[0].replace('_', '-')} does not go with it")
+    try:
+        m, rec, _tl, tt = open_recording(path, settings)
+    except ConfigError as e:                    # RecordingError is one
+        raise SetupError(str(e)) from None
+    return m, tt, rec
+
+
 def build_app(settings: dict, symbols=(), display: bool = True,
-              app_class: type = AeroApp) -> AeroApp:
+              app_class: type = AeroApp, replay: str | None = None) -> AeroApp:
     """The app (an ``app_class``) over the machine the settings describe (the built-in demo
-    when they name no guest), paused at its first instruction; not yet running.
-    ``SetupError`` for bad settings or symbols."""
+    when they name no guest), paused at its first instruction; not yet running.  ``replay``:
+    a recording file instead (``aero tui --replay FILE``), the machine at its first
+    instruction (only host output settings apply).  ``SetupError`` for bad settings, symbols
+    or recording."""
     settings = dict(settings)
     notes: list[str] = []
     holder: dict = {}
@@ -455,16 +525,22 @@ def build_app(settings: dict, symbols=(), display: bool = True,
             if dbg is not None:
                 dbg.events.append((dbg.cpu.icount, f"POST {v:02x}"))
         settings["post_codes"] = post
+    tt = recording = None
     try:
         com1, debugcon = _host_sinks(settings, notes)
         err = io.StringIO()
         with contextlib.redirect_stderr(err):
-            m, _run = build_from_settings(settings)
+            if replay is not None:
+                m, tt, recording = _open_replay(replay, settings)
+            else:
+                m, _run = build_from_settings(settings)
     except ConfigError as e:
         raise SetupError(str(e)) from None
     notes += [ln for ln in err.getvalue().splitlines() if ln.strip()]
     dbg = Debugger(m)
     holder["dbg"] = dbg
+    if tt is not None:
+        dbg.attach_recording(tt)
     try:
         for spec in symbols:
             path, _, bias = spec.partition("@")
@@ -472,11 +548,14 @@ def build_app(settings: dict, symbols=(), display: bool = True,
             notes.append(f"{n} symbols from {path}")
     except (DebugError, ValueError) as e:
         m.close()
+        if recording is not None:
+            recording.close()
         raise SetupError(f"--symbols: {e}") from None
-    session = Session(m, dbg, serial=com1, debugcon=debugcon)
+    session = Session(m, dbg, serial=com1, debugcon=debugcon, recording_path=replay)
+    session.travel.file = recording
     disp = None
     if display:
-        disp = DisplayThread(m, title="Aero TUI")
+        disp = DisplayThread(m, title="Aero TUI", input_gate=session.travel.input_gate)
         disp.start()
         if disp.reason:
             notes.append(disp.reason.removeprefix("aero: "))
@@ -485,11 +564,11 @@ def build_app(settings: dict, symbols=(), display: bool = True,
     return app_class(session, display=disp, notes=notes)
 
 
-def main(settings: dict, symbols=(), display: bool = True) -> int:
+def main(settings: dict, symbols=(), display: bool = True, replay: str | None = None) -> int:
     """Run the TUI (``build_app``) until the user quits; the exit status: 0, or 2 for bad
-    settings or symbols (one line on stderr, before the TUI starts)."""
+    settings, symbols or recording (one line on stderr, before the TUI starts)."""
     try:
-        app = build_app(settings, symbols, display)
+        app = build_app(settings, symbols, display, replay=replay)
     except SetupError as e:
         print(f"aero: {e}", file=sys.stderr)
         return 2

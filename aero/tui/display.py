@@ -8,10 +8,16 @@ the guest runs or is paused (a paused guest's screen still shows, and typed keys
 input queue for the next run).  Nothing is printed: when no window can be opened, ``reason``
 holds the one line saying why and the TUI shows it; when the user closes the window, ``closed``
 is set and the TUI says so.
+
+Time travel.  ``input_gate()`` (``TimeTravelControl.input_gate``) decides what happens to the
+window's input: "pass" it to the guest, "hold" it while time travel re-executes the recording
+(input taken then would be posted somewhere in the past; held events go to the guest, in order,
+once it is done), or "drop" it (a recording file being replayed: it replays its own input).
 """
 
 from __future__ import annotations
 
+import collections
 import threading
 import time
 
@@ -19,10 +25,13 @@ from ..display.window import DEFAULT_FPS, open_window
 
 
 class DisplayThread:
-    def __init__(self, machine, title: str = "guest", fps: int = DEFAULT_FPS):
+    def __init__(self, machine, title: str = "guest", fps: int = DEFAULT_FPS, input_gate=None):
         self.machine = machine
         self.title = title
         self.fps = fps
+        self.input_gate = input_gate        # () -> "pass" | "hold" | "drop" (None: pass)
+        self.held: collections.deque = collections.deque()     # input held back (gate "hold")
+        self.dropped = 0                    # input dropped (gate "drop")
         self.reason: str | None = None      # why no window (one line), once known
         self.error: str | None = None       # a failure of the window while it ran
         self.opened = False
@@ -50,9 +59,12 @@ class DisplayThread:
         self.opened = True
         self._ready.set()
         period = 1.0 / max(1, self.fps)
+        submit = win._submit
+        win._submit = lambda event: self.submit(event, submit)
         try:
             while not self._stop.is_set():
                 t0 = time.monotonic()
+                self.submit(None, submit)           # input held back, once it may go
                 if not win.pump():
                     break
                 self._stop.wait(max(0.0, period - (time.monotonic() - t0)))
@@ -61,6 +73,20 @@ class DisplayThread:
         finally:
             win.close()
             self.closed = True
+
+    def submit(self, event, send) -> None:
+        """Pass ``event`` (None: nothing new) to ``send`` as the gate says, after any input
+        held back before it (the display thread only)."""
+        how = self.input_gate() if self.input_gate is not None else "pass"
+        if how == "drop":
+            self.dropped += len(self.held) + (event is not None)
+            self.held.clear()
+            return
+        if event is not None:
+            self.held.append(event)
+        if how == "pass":
+            while self.held:
+                send(self.held.popleft())
 
     def stop(self, timeout: float = 2.0) -> None:
         """Close the window (from its own thread) and end the thread."""

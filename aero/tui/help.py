@@ -1,5 +1,6 @@
-"""The help screen (F1 or ?): every key of the TUI, global and per pane, from ``aero.tui.keys``,
-and a reminder of the command line.  Escape, F1, q or ? closes it.
+"""The help screen (F1 or ?): every key of the TUI, global and per pane, from ``aero.tui.keys``
+(the time travel keys among them: F7, shift+F7, F8, Ctrl+R and the Timeline tab's), and a
+reminder of the command line.  Escape, F1, q or ? closes it.
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ from textual.widgets import Static
 from .keys import PANE_KEYS, describe_global
 
 INTRO = ("Aero TUI. The command line takes the debugger's commands (help lists them; "
-         "b 0x7c00, x/16xb ds:si, catch io 0x501, info gdt ...) and the TUI's own: pause, "
-         "goto ADDR (disassembly), mem ADDR (memory view), quit.")
+         "b 0x7c00, x/16xb ds:si, catch io 0x501, info gdt, record start, goto N, who-wrote "
+         "ADDR ...) and the TUI's own: pause, view ADDR (disassembly), mem ADDR (memory "
+         "view), quit. Time travel: ctrl+r records from here on, F7 / shift+F7 / F8 go back, "
+         "goto N and the Timeline tab move anywhere in the recording; aero tui --replay FILE "
+         "opens a recording made by aero record.")
 
 
 def help_table() -> Table:

@@ -4,6 +4,10 @@ Global keys are *priority* bindings (they work whichever widget has the focus, t
 included), except ``q`` and ``?``, which type themselves into text fields and act elsewhere.
 Ctrl+C pauses (it never quits: Ctrl+Q or ``quit`` does).  Each pane's own keys are listed
 under ``PANE_KEYS`` for the help screen; the panes bind them themselves.
+
+The footer shows the labelled keys in this order, after the focused pane's own: the time travel
+keys (F7, F8, Ctrl+R; ``aero.tui.travel``) come after F12, so that where a pane's keys make the
+footer too long for the terminal it is they that are cut, not Pause.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from textual.binding import Binding
 
 TABS = (("code", "Code"), ("breakpoints", "Breakpoints"), ("tables", "Tables"),
         ("paging", "Paging"), ("devices", "Devices"), ("serial", "Serial"), ("events", "Events"),
-        ("profile", "Profile"))
+        ("profile", "Profile"), ("timeline", "Timeline"))
 
 # (keys, action, footer label or "", description, priority)
 GLOBAL_KEYS = (
@@ -28,6 +32,14 @@ GLOBAL_KEYS = (
     ("shift+f11", "step_out", "Out", "step out: run until the current function returns", True),
     ("f12", "pause", "Pause", "pause the running guest (within 100 ms)", True),
     ("ctrl+c", "pause", "", "pause, as F12 (Ctrl+C never quits)", True),
+    ("f7", "reverse_step", "Back", "step back one instruction, to the exact earlier state "
+     "(needs a recording: ctrl+r; held down, goes back as many as pressed)", True),
+    ("shift+f7", "reverse_next", "", "step back over a call or interrupt that returned here",
+     True),
+    ("f8", "reverse_cont", "RevCont", "reverse-continue: back to the previous stop of a "
+     "breakpoint, watchpoint or catch (the start of the recording if none)", True),
+    ("ctrl+r", "toggle_record", "Rec", "record on / off: record from here on, in memory (for "
+     "F7, F8 and the Timeline tab), or stop", True),
     ("f2", "show_tab('code')", "", "the Code tab (disassembly, registers, memory, stack)", True),
     ("f6", "next_tab", "", "next tab", True),
     ("shift+f6", "previous_tab", "", "previous tab", True),
@@ -57,12 +69,18 @@ PANE_KEYS = (
                      ("enter", "show a breakpoint's address in the disassembly"))),
     ("Events", (("e", "event logging on / off (logging every interrupt costs)"),)),
     ("Profile", (("r", "reset the figures"),)),
+    ("Timeline", (("left / right", "move back / forward by 1/100 of the recording (held "
+                   "down: one move, retargeted)"),
+                  ("shift+left / right", "to the previous / next event"),
+                  ("home / end", "to the start / end of the recording"),
+                  ("enter", "to the event under the cursor"),
+                  ("g", "type an instruction count to go to"))),
     ("Serial", (("enter", "send the typed line to COM1 (with CR)"),)),
 )
 
 
 def bindings() -> list[Binding]:
-    """The app's bindings: the global keys, then alt+1 ... alt+8 for the tabs."""
+    """The app's bindings: the global keys, then alt+1 ... alt+9 for the tabs."""
     out = [Binding(k, action, label or k, show=bool(label), priority=prio)
            for k, action, label, _, prio in GLOBAL_KEYS]
     for n, (tab_id, title) in enumerate(TABS, 1):
@@ -74,7 +92,7 @@ def bindings() -> list[Binding]:
 def describe_global() -> list[tuple[str, str]]:
     """(key, what it does) rows for the help screen."""
     rows = [(_key_text(k), desc) for k, _, _, desc, _ in GLOBAL_KEYS]
-    rows.append(("alt+1 ... alt+8", "tabs: " + ", ".join(t for _, t in TABS) +
+    rows.append((f"alt+1 ... alt+{len(TABS)}", "tabs: " + ", ".join(t for _, t in TABS) +
                  " (where the terminal sends Alt as Escape; tmux does not: use F6)"))
     return rows
 

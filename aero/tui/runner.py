@@ -50,6 +50,8 @@ class Runner:
         self._user_pause = False        # ... and the user asked for it (the run ends there)
         self._injected: list[Job] = []
         self._closed = False
+        self.last: Job | None = None    # the job submitted or injected last
+        self.submitted = 0              # jobs accepted in all (each gets one on_done)
         self._thread = threading.Thread(target=self._loop, name="aero-tui-runner", daemon=True)
         self._thread.start()
 
@@ -78,6 +80,8 @@ class Runner:
         with self._lock:
             self._queued += 1
             self._waiting.append(job.kind)
+            self.last = job
+            self.submitted += 1
             self._jobs.put(job)
 
     def pause(self) -> bool:
@@ -99,10 +103,14 @@ class Runner:
             if cur is None:
                 self._queued += 1
                 self._waiting.append(job.kind)
+                self.last = job
+                self.submitted += 1
                 self._jobs.put(job)
                 return True
             if not cur.resumable:
                 return False
+            self.last = job
+            self.submitted += 1
             self._injected.append(job)
             self._pause_requested = True
             self.dbg.pause()

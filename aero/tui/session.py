@@ -5,18 +5,23 @@ worker thread; the app turns it into a message).
 
 Where a command line runs (``execute``):
 
-* **run commands** (``stepi``, ``nexti``, ``finish``, ``until``, ``continue``): in the worker
-  thread, queued; ``continue`` without a count is *resumable* (see ``aero.tui.runner``);
+* **run commands** (``stepi``, ``nexti``, ``finish``, ``until``, ``continue``) and **time
+  travel** (``reverse-stepi``, ``reverse-nexti``, ``reverse-continue``, ``goto``,
+  ``who-wrote``, ``record start|stop|save``; see ``aero.tui.travel``): in the worker thread,
+  queued; ``continue`` without a count is *resumable* (see ``aero.tui.runner``);
 * **read-only commands** (``print``, ``x``, ``info``, ``registers``, ``disassemble``,
   ``backtrace``, ``help``, ``events N``): at once on the UI thread, even while the guest runs
   (then the state they show may be torn for a moment, as the panes' may);
 * **point commands** (``break``, ``watch``, ``catch``, ``delete``, ``enable``, ``condition``,
   ``ignore``, ``magic``, ``sym``, ``events on|off``): at once when the machine is stopped;
   during a continue they are injected (the run pauses, they run in the worker, the run goes
-  on); during other runs (``finish``, ``until``, ``c N``) they are refused;
+  on); during other runs (``finish``, ``until``, ``c N``, searches backwards) they are
+  refused; ``record start|stop`` (Ctrl+R) are injected the same way, but always run in the
+  worker;
 * everything else (``set``, ``snapshot``/``restore``/``state``): only while stopped, at once.
 
-``pause`` is the TUI's own command (as F12 and Ctrl+C); ``quit`` is left to the app.
+``pause`` is the TUI's own command (as F12 and Ctrl+C; time travel jobs cannot be paused);
+``quit`` is left to the app, and so are ``view ADDR`` and ``mem ADDR``.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from ..inputs import SerialInput
 from ..profile.live import LiveProfile
 from .codeview import CodeView
 from .runner import Job, Runner
+from .travel import RECORD_WORDS, TRAVEL_WORDS, TimeTravelControl
 
 RUN_WORDS = {"stepi": "step", "si": "step", "s": "step", "step": "step", "nexti": "next",
              "ni": "next", "n": "next", "next": "next", "finish": "finish", "until": "until",
@@ -42,9 +48,14 @@ POINT_WORDS = frozenset(("break", "b", "tbreak", "tb", "watch", "rwatch", "awatc
 STATE_WORDS = frozenset(("set", "snapshot", "restore", "state"))
 QUIT_WORDS = frozenset(("quit", "q", "exit"))
 PAUSE_WORDS = frozenset(("pause", "interrupt"))
-TUI_HELP = "pause   pause the running guest (F12 or Ctrl+C)"   # the app adds goto and mem
+TUI_HELP = "pause   pause the running guest (F12 or Ctrl+C)"   # the app adds view and mem
 BUSY = "the guest is running: pause it first (F12 or Ctrl+C)"
-QUICK_KINDS = frozenset(("step", "point"))     # jobs that end by themselves at once
+TRAVELLING = "time travel cannot be paused: it ends by itself"
+TRAVEL_BUSY = "time travel is re-executing the recording: wait for it to end (it cannot be paused)"
+# jobs that end by themselves at once (time travel moves re-execute one keyframe interval)
+QUICK_KINDS = frozenset(("step", "point", "rstep", "scrub", "goto", "record"))
+QUIET = {"step": ("step",), "next": ("step",), "": ("step",), "rstep": ("step",),
+         "scrub": ("step", "goto")}    # job kind -> stop reasons the log leaves out
 ENDED = ("exit", "shutdown", "halted", "error", "timeout")
 _POINT_WHAT = re.compile(r"^(linear|physical) (0x[0-9a-fA-F]+)")
 
@@ -77,7 +88,7 @@ class BreakpointRow:
 
 class Session:
     def __init__(self, machine, debugger: Debugger | None = None, on_done=None,
-                 serial=None, debugcon=None):
+                 serial=None, debugcon=None, recording_path: str | None = None):
         self.m = machine
         self.dbg = debugger if debugger is not None else Debugger(machine)
         self.cmds = Commands(self.dbg)
@@ -92,6 +103,7 @@ class Session:
         self.ended: Stop | None = None  # the last stop, when it ended the guest's run
         self.profile = None             # the LiveProfile while the profile pane is shown
         self.runner = Runner(self.dbg, self._finished)
+        self.travel = TimeTravelControl(self, recording_path)
 
     # -- state -----------------------------------------------------------------------------------
     @property
@@ -122,17 +134,24 @@ class Session:
                 code.note(dbg.pc())
         return Job(kind, fn, label, resumable)
 
-    def _submit(self, kind: str, go, label: str) -> str | None:
-        """Queue a run; None, or why not (one line)."""
+    def busy_reason(self) -> str:
+        """Why a job cannot start now: a run to pause first, or time travel to wait for."""
+        return TRAVEL_BUSY if self.travel.busy_travelling else BUSY
+
+    def _submit(self, kind: str, go, label: str, verbose: bool = False) -> str | None:
+        """Queue a run; None, or why not (one line).  ``verbose``: the log shows where it
+        stopped even when such jobs are quiet (a typed command, not a key)."""
         if any(k not in QUICK_KINDS for k in self.runner.kinds()):
-            return BUSY
-        self.runner.submit(self._job(kind, go, label))
+            return self.busy_reason()
+        job = self._job(kind, go, label)
+        job.extra["verbose"] = verbose
+        self.runner.submit(job)
         return None
 
     def cont(self) -> str | None:
         """Continue (F5): runs until a point, the guest's end or a pause."""
         if self.running:
-            return BUSY
+            return self.busy_reason()
         runner, dbg = self.runner, self.dbg
         self.runner.submit(self._job("cont", lambda: runner.continue_until_stopped(dbg.cont),
                                      "continue", resumable=True))
@@ -155,24 +174,32 @@ class Session:
         return self._submit("until", lambda: self.dbg.until(address), f"until {address:#x}")
 
     def pause(self) -> bool:
-        """Pause a run in progress (F12, Ctrl+C); False when nothing runs."""
+        """Pause a run in progress (F12, Ctrl+C); False when nothing runs, or when time travel
+        does (``pause_refused``: a stop would cut a re-execution short)."""
+        if self.pause_refused():
+            return False
         return self.runner.pause()
 
+    def pause_refused(self) -> str | None:
+        """Why the job running now cannot be paused (time travel), or None."""
+        return TRAVELLING if self.travel.busy_travelling else None
+
     # -- points ----------------------------------------------------------------------------------
-    def _point_op(self, fn, label: str) -> Outcome:
-        """Run ``fn() -> str`` now when stopped, else injected into the run."""
-        if not self.running:
+    def _point_op(self, fn, label: str, kind: str = "point", now: bool = True) -> Outcome:
+        """Run ``fn() -> str`` now when stopped (unless not ``now``: then in the worker),
+        else injected into the run."""
+        if not self.running and now:
             try:
                 return Outcome(fn() or None, changed=True)
             except DebugError as e:
                 return Outcome(str(e), error=True)
-        job = Job("point", fn, label)
+        job = self._job(kind, fn, label) if kind != "point" else Job(kind, fn, label)
         if all(k in QUICK_KINDS for k in self.runner.kinds()):
             self.runner.submit(job)         # behind quick jobs: wait for them, in order
             return Outcome(queued=True)
         if self.runner.inject(job):
             return Outcome(queued=True)
-        return Outcome(BUSY, error=True)
+        return Outcome(self.busy_reason(), error=True)
 
     def breakpoints(self) -> list[BreakpointRow]:
         """The debugger's points, in id order."""
@@ -243,12 +270,15 @@ class Session:
         line = line.strip()
         if not line or line.startswith("#"):
             return Outcome()
-        m = re.match(r"([A-Za-z?]+)(/\S*)?\s*(.*)$", line)
+        m = re.match(r"([A-Za-z?][A-Za-z?-]*)(/\S*)?\s*(.*)$", line)
         word = m.group(1).lower() if m else ""
         rest = m.group(3).strip() if m else ""
         if word in QUIT_WORDS:
             return Outcome(quit=True)
         if word in PAUSE_WORDS:
+            why = self.pause_refused()
+            if why:
+                return Outcome(why, error=True)
             return Outcome(None if self.pause() else "the guest is not running")
         if word in RUN_WORDS:
             if RUN_WORDS[word] == "cont" and not rest:
@@ -256,6 +286,11 @@ class Session:
             else:
                 why = self._submit(RUN_WORDS[word], lambda: self.cmds.execute(line), line)
             return Outcome(why, error=True) if why else Outcome(queued=True)
+        if word in TRAVEL_WORDS:
+            why = self.travel.command(line, word)
+            return Outcome(why, error=True) if why else Outcome(queued=True)
+        if word in RECORD_WORDS:
+            return self.travel.record_command(line, rest)
         if word == "events" and rest.lower() in ("on", "off"):
             return self.set_event_log(rest.lower() == "on")
         if word in READ_WORDS or word == "events":
@@ -263,7 +298,7 @@ class Session:
         if word in POINT_WORDS:
             return self._point_op(lambda: self.cmds.execute(line), line)
         if self.running:
-            return Outcome(BUSY, error=True)
+            return Outcome(self.busy_reason(), error=True)
         out = self._now(line, word)
         if word in STATE_WORDS and not out.error:
             self.epoch += 1
@@ -280,10 +315,10 @@ class Session:
             text = f"{text}\n{TUI_HELP}"
         return Outcome(text or None, changed=word not in READ_WORDS)
 
-    def describe(self, stop: Stop, kind: str = "") -> str:
+    def describe(self, stop: Stop, kind: str = "", verbose: bool = False) -> str:
         """A stop as the command log shows it; quiet when a step or a step over (job
-        ``kind``) ended as steps do."""
-        if stop.reason == "step" and kind in ("step", "next", ""):
+        ``kind``) ended as steps do, unless ``verbose`` (a typed command)."""
+        if not verbose and stop.reason in QUIET.get(kind, ()):
             return ""
         lines = [stop.message] if stop.message else []
         if stop.reason not in ENDED:
@@ -292,15 +327,21 @@ class Session:
         return "\n".join(lines)
 
     # -- input and completion ----------------------------------------------------------------------
-    def send_serial(self, data: bytes) -> None:
-        """Bytes typed for COM1's receive line (thread-safe; taken at the next boundary)."""
+    def send_serial(self, data: bytes) -> str | None:
+        """Bytes typed for COM1's receive line (thread-safe; taken at the next boundary).
+        None, or why they were not sent: a recording file replays its own input, and input
+        taken while time travel re-executes would land somewhere in the past."""
+        why = self.travel.input_refused()
+        if why:
+            return why
         if data:
             self.m.inputs.submit(SerialInput(bytes(data)))
+        return None
 
     def completions(self, prefix: str) -> list[str]:
         """Command words and symbol names starting with ``prefix``."""
         from ..debug.commands import ALIASES, HELP
-        words = sorted(set(HELP) | set(ALIASES) | PAUSE_WORDS)
+        words = sorted(set(HELP) | set(ALIASES) | PAUSE_WORDS | {"view", "mem"})
         out = [w for w in words if w.startswith(prefix)] if prefix else []
         return out + self.dbg.symbols.names(prefix)[:200]
 

@@ -267,7 +267,7 @@ def test_disassembly_cursor_breakpoint_and_run_to_cursor(tmp_path):
             assert any("?" in ln[:2] for ln in plain(dis).splitlines())
             await pilot.press("home")
             assert dis.follow and dis.cursor == 0x7C0A
-            await command(pilot, "goto 0x7c1f")
+            await command(pilot, "view 0x7c1f")
             assert dis.lines[0].address == 0x7C1F and "mov dx, 0x501" in plain(dis)
             await pilot.press("ctrl+q")
 

@@ -1,5 +1,5 @@
 """The command line: the debugger's command language (``aero.debug.commands``, plus the TUI's
-own ``pause``, ``quit``, ``goto ADDR`` and ``mem ADDR``) with its output in a scrolling log.
+own ``pause``, ``quit``, ``view ADDR`` and ``mem ADDR``) with its output in a scrolling log.
 
 Up and Down walk the history (the line being typed is kept); completion suggests the rest of
 the word being typed from the command names and the symbol table (``Session.completions``),

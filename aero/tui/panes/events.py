@@ -2,7 +2,8 @@
 catches, pauses, the guest's end) always, and, while logging is on, every interrupt and
 exception, mode switch, CR3 load and Aero BIOS call (``Debugger.log_events``; the hooks cost
 only while on, hence the switch, off at start).  Plain single steps also stop the machine; their
-entries ("at ...", "now at ...") are left out here, or stepping would flood the log.
+entries ("at ...", "now at ...") are left out here, or stepping would flood the log; so are
+time travel's steps and moves ("back at instruction ...", "at instruction ...").
 
 New entries are found by identity: the log is a bounded deque of (icount, text) tuples, and the
 pane remembers the last tuple it showed.
@@ -16,7 +17,7 @@ from rich.text import Text
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, RichLog, Switch
 
-_STEP = re.compile(r"^(at |now at |Run till exit: now at )")
+_STEP = re.compile(r"^(at |now at |Run till exit: now at |back at instruction )")
 
 
 class EventsPane(Vertical):

@@ -6,7 +6,8 @@ Output arrives through ``aero.tui.sinks.ByteSink`` (thread-safe, fed by the CPU 
 app drains the sinks a few times a second, visible or not, into ``TerminalBuffer``s; this pane
 shows them with Textual's line API (only the visible lines are drawn), scrolled to the end
 while new output arrives.  Enter sends the typed line and a CR (what a terminal's Enter sends)
-through ``Machine.inputs.submit(SerialInput(...))``.
+through ``Machine.inputs.submit(SerialInput(...))``; not while time travel re-executes the
+recording, nor into a recording file being replayed (``Session.send_serial`` says why).
 """
 
 from __future__ import annotations
@@ -76,5 +77,8 @@ class SerialPane(Vertical):
         session = getattr(self.app, "session", None)
         if session is None:
             return
-        session.send_serial(event.value.encode("latin-1", "replace") + b"\r")
+        why = session.send_serial(event.value.encode("latin-1", "replace") + b"\r")
+        if why:
+            self.app.log_line(why, "red")          # the line stays, to send later
+            return
         event.input.value = ""

@@ -1,7 +1,11 @@
-"""The status bar: the machine's state (paused, running, ended), the instruction count, the
-current instruction's address and symbol, the CPU mode, the last stop, the event log and the
-display.  While the guest runs it also shows guest MIPS measured between refreshes (never in a
-paused screen, so snapshots stay free of wall-clock figures).
+"""The status bar: the machine's state (paused, running, ended, time travelling), the
+instruction count, the current instruction's address and symbol, the CPU mode, the last stop,
+the event log and the display.  While the guest runs it also shows guest MIPS measured between
+refreshes (never in a paused screen, so snapshots stay free of wall-clock figures).
+
+With a recording, ``REC`` (recording now) or ``REPLAY`` (a recording file) and the position in
+it, ``rec N / HEAD``, replace the instruction count; a stop at the start or the end of the
+recording says so in a badge of its own.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from rich.text import Text
 from textual.widgets import Static
 
 from . import show_text
+
+EDGES = {"start": " START OF RECORDING ", "end": " END OF RECORDING "}
 
 
 def mode_text(cpu) -> str:
@@ -39,14 +45,35 @@ class StatusBar(Static):
         dbg = session.dbg
         cpu = session.m.cpu
         t = Text(no_wrap=True, overflow="ellipsis")
-        if running:
+        travel = session.travel
+        travelling = running and travel.busy_travelling
+        if travelling:
+            t.append(" TRAVELLING ", "bold white on dark_blue")
+        elif running:
             t.append(" RUNNING ", "bold white on dark_green")
         elif session.ended is not None:
             t.append(" ENDED ", "bold white on dark_red")
         else:
             t.append(" PAUSED ", "bold black on yellow")
-        t.append(f" icount {cpu.icount:,}", "bold")
-        if running:
+        r = travel.recording()
+        if r is not None and r.kind != "stopped":
+            t.append(" ")
+            if r.kind == "live":
+                t.append(" REC ", "bold white on red")
+            else:
+                t.append(" REPLAY ", "bold white on dark_blue")
+            t.append(f" rec {r.at:,} / {r.head:,}", "bold")
+            stop = session.last_stop
+            if not running and stop is not None and stop.reason in EDGES and \
+                    stop.icount == cpu.icount:
+                t.append(" ")
+                t.append(EDGES[stop.reason], "bold black on cyan")
+        else:
+            t.append(f" icount {cpu.icount:,}", "bold")
+        if travelling:
+            job = session.runner.current
+            t.append(f"  {job.label if job is not None else ''}", "cyan")
+        elif running:
             now = (time.monotonic(), cpu.icount)
             if self._rate_from is not None and now[0] > self._rate_from[0]:
                 mips = (now[1] - self._rate_from[1]) / (now[0] - self._rate_from[0]) / 1e6
