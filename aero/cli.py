@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --travel: the recording's length (default 100000000)")
     b.add_argument("--keyframe-every", type=int, metavar="N",
                    help="with --travel: the keyframe interval (default: the recorder's)")
+    b.add_argument("--trace", action="store_true",
+                   help="execution tracing instead: speed and bytes per instruction of "
+                   "'aero trace record' (instructions only, and in full)")
     b.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
 
     r = sub.add_parser("run", help="run a PC: the built-in demo, a floppy, a disk, a CD, a "
@@ -94,6 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--symbols", metavar="FILE[@BIAS]", action="append",
                    help="load symbols: a NASM map file or an ELF file (repeatable)")
     t.add_argument("--load-state", metavar="FILE", help="start from a saved state")
+    t.add_argument("--replay", metavar="FILE", help="open a recording (aero record) instead of "
+                   "building a machine: F7/F8, goto and the Timeline over all of it")
+
+    from .trace.tracecmd import add_trace_parser
+    add_trace_parser(sub)
+    from .jit.cmd import add_jit_parser
+    add_jit_parser(sub, add_machine_options)
 
     c = sub.add_parser("conformance", help="check the CPU against external references")
     csub = c.add_subparsers(dest="suite", parser_class=_Parser)
@@ -138,7 +148,16 @@ def main(argv=None) -> int:
         if args.cmd == "tui":
             from .tui.app import main as tui_main
             return tui_main(settings_from_args(args), symbols=args.symbols or [],
-                            display=not args.no_display)
+                            display=not args.no_display, replay=args.replay)
+        if args.cmd == "jit":
+            from .jit.cmd import jit_main
+            return jit_main(args, settings_from_args(args))
+        if args.cmd == "trace":
+            from .trace.tracecmd import trace_main
+            return trace_main(args)
+        if args.cmd == "bench" and args.trace:
+            from .trace.tracebench import run_trace_bench
+            return run_trace_bench(json_path=args.json)
         if args.cmd == "bench":
             from .bench import main as bench_main
             return bench_main(seconds=args.seconds, kernels=args.kernel, boot=args.boot,

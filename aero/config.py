@@ -152,7 +152,8 @@ MACHINE_KEYS = {
 }
 RUN_KEYS = {
     "realtime": bool, "max_instructions": int, "timeout": float, "screenshot": str,
-    "headless": bool, "state_hash": bool, "save_state": str, "at_instruction": int,
+    "headless": bool, "state_hash": bool, "jit_stats": bool, "save_state": str,
+    "at_instruction": int,
     "load_state": str, "gdb": str, "gdb_nowait": bool,
 }
 CONFIG_KEYS = {**MACHINE_KEYS, **RUN_KEYS}

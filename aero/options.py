@@ -57,6 +57,9 @@ def add_run_options(r) -> None:
     r.add_argument("--headless", action="store_true",
                    help="no display window (without a display the run is headless anyway, "
                    "with a one-line notice)")
+    r.add_argument("--jit-stats", action="store_true",
+                   help="print what the JIT did at the end: units, compiles, invalidations, "
+                   "the share of instructions run translated")
     r.add_argument("--state-hash", action="store_true",
                    help="print 'state-hash icount=N sha256=HEX' to stderr at the end")
     r.add_argument("--save-state", metavar="FILE",

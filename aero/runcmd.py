@@ -172,6 +172,9 @@ def run_command(settings: dict, record: dict | None = None) -> int:
             write_png(run["screenshot"], render(m.vga))
         except OSError as e:
             print(f"aero: --screenshot: {e}", file=sys.stderr)
+    if run.get("jit_stats"):
+        from .jit.report import summary
+        print(summary(m.cpu.cache.jit, m.cpu.icount), file=sys.stderr)
     if run.get("state_hash"):
         print(f"state-hash icount={m.cpu.icount} sha256={m.state_hash()}", file=sys.stderr)
     return res.exit_code if saved_ok else 2

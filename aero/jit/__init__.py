@@ -70,7 +70,8 @@ class JIT:
         if blk.gen != gen:
             return None
         try:
-            blocks = form(cpu.cache, blk, lambda b: not b.rep and not b.hooked and b.gen == gen)
+            blocks = form(cpu.cache, blk, lambda b: not b.rep and not getattr(b, "hooked", False)
+                          and b.gen == gen)
             unit = Unit(cpu, blocks)
         except Exception as e:                  # noqa: BLE001 (the interpreter goes on with it)
             self.failures.append(f"{blk.lin:#x}: {type(e).__name__}: {e}")

@@ -56,9 +56,11 @@ def form(cache, entry, usable) -> list:
         if eip in seen:
             continue
         seen.add(eip)
-        blk = jump.get((base << 33) | code32 | (eip << 1))
-        blk = getattr(blk, "block", blk)            # a unit: the block it was made from
-        if blk is None or not usable(blk) or total + blk.count > MAX_INSNS:
+        cached = jump.get((base << 33) | code32 | (eip << 1))
+        if cached is None or not usable(cached):
+            continue
+        blk = getattr(cached, "block", cached)      # a unit: the block it was made from
+        if total + blk.count > MAX_INSNS:
             continue
         region.append(blk)
         total += blk.count

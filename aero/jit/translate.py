@@ -44,6 +44,9 @@ _PURE = frozenset(("cond", "carry", "arith", "sext_to", "sign_of", "cf_source", 
                    "alu_cf", "alu_put", "alu_adc_flags", "int", "len", "min", "max", "abs",
                    "bool", "CPUFault", "hex", "divmod", "cpu.get_flags", "cpu.set_arith",
                    "cpu.write_flags", "cpu.seg_fault"))
+# helpers that touch ESP (cpu.R[4]) and no other register
+_STACK = frozenset(("cpu.push16", "cpu.push32", "cpu.pop16", "cpu.pop32", "cpu.stack_read",
+                    "cpu.stack_add"))
 IND = " " * 16                          # the indentation of a block's code in run()
 
 
@@ -53,6 +56,9 @@ class Translation:
     consts: list = field(default_factory=list)   # values bound by name (K0, K1, ...)
     lines: list = field(default_factory=list)    # first source line of each instruction
     where: list = field(default_factory=list)    # (block index, instruction index) per entry
+    # per entry, the registers in cpu.R that are more recent than the locals while it runs
+    # (written back before it: all of them around a helper, ESP around a stack helper)
+    flushed: list = field(default_factory=list)
     regs: tuple = ()                             # the registers kept in locals
 
     def locate(self, line: int) -> tuple[int, int]:
@@ -60,8 +66,12 @@ class Translation:
         return self.where[max(0, bisect.bisect_right(self.lines, line) - 1)]
 
 
+_KEYWORDS = frozenset(("if", "elif", "else", "and", "or", "not", "in", "is", "return", "while",
+                       "for", "lambda", "assert", "del", "raise", "yield"))
+
+
 def _calls(body: str):
-    return [m.group(1) for m in _CALL.finditer(body)]
+    return [c for c in (m.group(1) for m in _CALL.finditer(body)) if c not in _KEYWORDS]
 
 
 def may_exit(body: str) -> bool:
@@ -71,8 +81,55 @@ def may_exit(body: str) -> bool:
 
 
 def opaque(body: str) -> bool:
-    """Whether an instruction's code calls something that reads or writes ``cpu.R`` itself."""
-    return any(c not in _PURE and c not in _MEM for c in _calls(body))
+    """Whether an instruction's code calls something that reads or writes ``cpu.R`` (any of
+    it) itself, or may set ``cpu.eip``."""
+    return any(c not in _PURE and c not in _MEM and c not in _STACK for c in _calls(body))
+
+
+def stacky(body: str) -> bool:
+    """Whether it calls a stack helper (reads and writes ``cpu.R[4]``, ESP, and nothing else of
+    the registers; never sets EIP)."""
+    return any(c in _STACK for c in _calls(body))
+
+
+# flag liveness: calls that neither read flags nor touch the CPU
+_FLAGLESS_CALLS = frozenset(("int", "len", "min", "max", "abs", "bool", "sext_to", "sign_of"))
+_LF_LAST = re.compile(r"\ncpu\.lf = \([^\n]*\)\s*$")
+
+
+def _clean(body: str) -> bool:
+    """Neither reads nor writes the flags, cannot fault, call out or ask to stop: no access to
+    the CPU object at all (register locals and arithmetic only)."""
+    return ("cpu" not in body and "raise" not in body and
+            all(c in _FLAGLESS_CALLS for c in _calls(body)))
+
+
+def _replaces_flags(body: str) -> bool:
+    """Sets all six arithmetic flags unconditionally (a lazy-flags tuple as its last statement),
+    reading none, and cannot fault or call out before that."""
+    text = "\n" + body
+    m = _LF_LAST.search(text)
+    if m is None:
+        return False
+    value = m.group(0).split("=", 1)[1]           # the tuple: it must not read the old flags
+    return _clean(text[:m.start()]) and _clean(value)
+
+
+def dead_flag_stores(bodies: list[str]) -> set[int]:
+    """Indexes of the instructions of one block whose lazy-flags store is dead: a later
+    instruction of the block replaces all the flags, and nothing between can read them, fault,
+    or leave the block (so no handler, hook or run loop sees the flags in between)."""
+    dead = set()
+    for i, body in enumerate(bodies):
+        if _LF_LAST.search("\n" + body) is None:
+            continue
+        for later in bodies[i + 1:]:
+            if _replaces_flags(later):
+                dead.add(i)
+                break
+            if not _clean(later):
+                break
+    return dead
 
 
 def translate(blocks, code32: bool, entry_eip: int) -> Translation:
@@ -109,6 +166,8 @@ def translate(blocks, code32: bool, entry_eip: int) -> Translation:
         expanded.append(out)
     if any(opaque(b) for out in expanded for _, _, b in out):
         regs = set(range(8))
+    elif any(stacky(b) for out in expanded for _, _, b in out):
+        regs.add(4)
     regs = tuple(sorted(regs))
     t.regs = regs
     load = "; ".join(f"r{r} = R[{r}]" for r in regs)
@@ -121,6 +180,7 @@ def translate(blocks, code32: bool, entry_eip: int) -> Translation:
 
     for bi, (blk, out) in enumerate(zip(blocks, expanded)):
         n = len(out)
+        dead = dead_flag_stores([body for _, _, body in out])
         jumps = isinstance(blk, JumpBlock)      # its last instruction sets EIP itself
         emit(f"{'if' if bi == 0 else 'elif'} pc == {blk.eips[0]:#x}:", " " * 12)
         emit(f"if done + {n} > limit:")
@@ -133,10 +193,24 @@ def translate(blocks, code32: bool, entry_eip: int) -> Translation:
             t.lines.append(len(body_lines))
             t.where.append((bi, i))
             emit(f"# {bi}.{i} {ins.eip:#x} {name}")
+            if i in dead:
+                body = _LF_LAST.sub("\n", "\n" + body)[1:]
+                if not body.strip():
+                    body = "pass"
             op = opaque(body)
-            if op and store:
-                emit(store)
+            st = not op and stacky(body)
+            if op:
+                t.flushed.append(regs)
+                if store:
+                    emit(store)
+            elif st:
+                # ESP goes through cpu.R around the helper; the body reads it from there too
+                t.flushed.append((4,))
+                emit("R[4] = r4")
+                body = _REG.sub(lambda m: m.group(0) if m.group(1) == "4" else f"r{m.group(1)}",
+                                body)
             else:
+                t.flushed.append(())
                 body = _REG.sub(r"r\1", body)
             if last and jumps and not op:
                 body = _SET_EIP.sub(r"\1pc = \2", body)
@@ -144,6 +218,8 @@ def translate(blocks, code32: bool, entry_eip: int) -> Translation:
                 emit(ln)
             if op and load:
                 emit(load)
+            elif st:
+                emit("r4 = R[4]")
             if last and jumps and op:
                 emit("pc = cpu.eip")                 # a helper transferred control
             if not last and may_exit(body):

@@ -30,7 +30,7 @@ _BIG = 1 << 40
 class Unit:
     __slots__ = ("block", "blocks", "run", "code", "tr", "count", "eips", "insns", "offsets",
                  "end_eip", "rep", "check", "gen", "key", "lin", "lin_end", "max_off", "pages",
-                 "iphys", "execs", "compile_s", "hits")
+                 "iphys", "execs", "retired", "compile_s", "hits")
 
     def __init__(self, cpu, blocks):
         t0 = time.perf_counter()
@@ -67,6 +67,7 @@ class Unit:
             pages.update(b.pages)
         self.pages = list(pages.items())
         self.execs = 0
+        self.retired = 0                        # instructions run as translated code
         self.hits = 0
         self.compile_s = time.perf_counter() - t0
 
@@ -76,10 +77,13 @@ class Unit:
             return self.block._partial(cpu, limit)
         self.execs += 1
         try:
-            return self.run(limit)
+            n = self.run(limit)
         except BaseException as e:
             self._faulted(cpu, e.__traceback__)
+            self.retired += cpu.fault_retired
             raise
+        self.retired += n
+        return n
 
     def _frame_of(self, tb):
         code = self.code
@@ -97,9 +101,11 @@ class Unit:
         bi, i = self.tr.locate(line)
         loc = frame.f_locals
         R = cpu.R
+        # registers the faulting instruction had written back are as its helper left them
+        fresh = self.tr.flushed[self.tr.where.index((bi, i))]
         for r in self.tr.regs:
             v = loc.get(f"r{r}")
-            if v is not None:
+            if v is not None and r not in fresh:
                 R[r] = v
         cpu.fault_index = self.offsets[bi] + i
         cpu.fault_retired = loc.get("done", 0) + i

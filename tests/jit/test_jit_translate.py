@@ -1,0 +1,34 @@
+"""Pieces of the translation that decide correctness: which lazy-flag stores are dead, which
+calls are helpers (keywords are not), what a unit's source looks like."""
+
+from aero.jit.translate import dead_flag_stores, may_exit, opaque, stacky
+
+ADD = "a = r0\nb = r3\nr = (a + b) & 0xffffffff\nr0 = r\ncpu.lf = (2, a, b, r)"
+XOR = "a = r2\nb = r0\nr = a ^ b\nr2 = r\ncpu.lf = (8, a, b, r)"
+INC = "a = r7\nr = (a + 1) & 0xffffffff\nr7 = r\ncpu.lf = (11, a, cf_source(cpu), r)"
+MOV = "r1 = r2"
+LOAD = "ea = 0x2000\nr1 = rd32(3, ea)"
+SHL = "a = r0\nc = r1 & 31\nif c:\n    r = (a << c) & 0xffffffff\n    r0 = r\n    cpu.lf = (2, a, a, r)"
+
+
+def test_a_store_overwritten_before_any_reader_is_dead():
+    assert dead_flag_stores([ADD, XOR]) == {0}
+    assert dead_flag_stores([ADD, MOV, MOV, XOR]) == {0}
+
+
+def test_a_reader_keeps_it():
+    assert dead_flag_stores([ADD, INC]) == set()          # INC keeps CF: it reads the flags
+    assert dead_flag_stores([XOR, ADD, INC]) == {0}
+
+
+def test_anything_that_may_fault_or_leave_keeps_it():
+    assert dead_flag_stores([ADD, LOAD, XOR]) == set()    # a #PF handler sees ADD's flags
+    assert dead_flag_stores([ADD, SHL]) == set()          # SHL by 0 changes no flag
+
+
+def test_keywords_are_not_calls():
+    jcc = "lf = cpu.lf\ncpu.eip = 0x10 if ((lf[3] == 0) if lf is not None else (cpu.flags & 0x40)) else 0x20"
+    assert not opaque(jcc) and not may_exit(jcc)
+    assert opaque("cpu.interrupt(3, None, 'soft', 0x10)")
+    ret = "t = cpu.stack_read(0, 32)\ncpu.stack_add(4)\ncpu.eip = t"
+    assert stacky(ret) and not opaque(ret) and may_exit(ret)
