@@ -30,7 +30,7 @@ import bisect
 import re
 from dataclasses import dataclass, field
 
-from ..cpu import codegen
+from ..cpu import codegen, flags
 from ..cpu.blocks import JumpBlock
 
 _PARAM = re.compile(r"\bP(\d+)\b")
@@ -91,6 +91,10 @@ def stacky(body: str) -> bool:
     the registers; never sets EIP)."""
     return any(c in _STACK for c in _calls(body))
 
+
+# INC/DEC's carry source (aero.cpu.flags.cf_source) inline: one call less per INC/DEC
+_CF_SOURCE = (f"((cpu.flags & 1) if (lf_ := cpu.lf) is None else "
+              f"(lf_[2] if lf_[0] >= {flags.INC_K} else lf_))")
 
 # flag liveness: calls that neither read flags nor touch the CPU
 _FLAGLESS_CALLS = frozenset(("int", "len", "min", "max", "abs", "bool", "sext_to", "sign_of"))
@@ -160,6 +164,7 @@ def translate(blocks, code32: bool, entry_eip: int) -> Translation:
             _, name, src, _ = sel
             body, params, _ = codegen.expand(ins, code32, src)
             body = _PARAM.sub(lambda m: literal(params[int(m.group(1))]), body)
+            body = body.replace("cf_source(cpu)", _CF_SOURCE)
             regs.update(int(r) for r in _REG.findall(body))
             hoist.update(h for h in _HOIST if h + "(" in body)
             out.append((ins, name, body))
