@@ -37,6 +37,7 @@ import traceback
 from dataclasses import dataclass
 
 from ..cpu.cpu import CPU
+from ..jit import JIT
 from ..mem.bus import Bus
 
 DEBUGCON_PORT = 0xE9
@@ -116,12 +117,15 @@ def build_machine(data: bytes, ram_size: int = RAM_SIZE):
 
 
 def run_rom(image, limit: int = 5_000_000, ram_size: int = RAM_SIZE,
-            chunk: int = 50_000) -> RomResult:
-    """Run a ROM image (bytes or a path) from the reset vector on a bare Aero CPU."""
+            chunk: int = 50_000, jit_threshold: int | None = None) -> RomResult:
+    """Run a ROM image (bytes or a path) from the reset vector on a bare Aero CPU (with the JIT
+    at ``jit_threshold`` when given: 0 translates every block the first time it has run)."""
     if isinstance(image, (str, os.PathLike)):
         with open(image, "rb") as f:
             image = f.read()
     bus, cpu = build_machine(bytes(image), ram_size)
+    if jit_threshold is not None:
+        cpu.cache.jit = JIT(cpu, jit_threshold)
     console = bytearray()
     state = {"exit": None, "shutdown": False}
 

@@ -126,6 +126,16 @@ def test_aero(guest):
         assert differ == dev
 
 
+@pytest.mark.parametrize("guest", GUESTS)
+def test_aero_jit_translating_everything_reports_the_same(guest):
+    """The JIT translating every block after its first run (threshold 0): the same checks, the
+    same verdicts, the same exit, at the same instruction count as the interpreter."""
+    ref = _aero(guest)
+    jit = romrun.run_rom(_image(guest), limit=2_000_000, jit_threshold=0)
+    assert (jit.status, jit.exit_code, jit.icount) == (ref.status, ref.exit_code, ref.icount)
+    assert jit.console == ref.console
+
+
 @pytest.mark.skipif(shutil.which("nasm") is None, reason="nasm not found")
 @pytest.mark.parametrize("guest", GUESTS)
 def test_rebuild(guest, tmp_path):
