@@ -198,3 +198,49 @@ def test_units_take_the_place_of_blocks():
     u = hot_unit(m)
     assert "def run(limit)" in u.source
     assert u.instructions >= u.count
+
+
+# A loop adding an immediate to BX forever; the immediate (a word at a known address) is what the
+# host rewrites.
+ADDER = """
+    xor bx, bx
+.l: add bx, strict word 1
+    jmp .l
+"""
+IMM = 0x1000 + 2 + 2            # routine: XOR BX,BX (2 bytes), then ADD BX,imm16 = 81 C3 lo hi
+
+
+def _bx_after(m, n):
+    before = m.cpu.R[3] & 0xFFFF
+    m.run_until(instructions=n)
+    return (m.cpu.R[3] - before) & 0xFFFF
+
+
+@pytest.mark.parametrize("how", ["dma", "debugger", "restore"])
+def test_host_writes_to_translated_code_take_effect(tmp_path, how):
+    """Code rewritten from outside the CPU (a DMA transfer's bus write, the debugger's memory
+    edit, a restored snapshot) runs at once, translated or not."""
+    from aero.debug.debugger import Debugger
+    image = rom(tmp_path, ADDER)
+    seen = []
+    for tier in ({"jit": "off"}, {"jit": "on", "jit_threshold": 0}):
+        m = machine(image, **tier)
+        m.run_until(instructions=20_001)              # deep in the loop, translated
+        assert m.bus.read_bytes(IMM - 2, 2) == b"\x81\xc3"
+        snap = m.get_state()
+        if how == "dma":
+            m.bus.write_bytes(IMM, (5).to_bytes(2, "little"))
+        elif how == "debugger":
+            Debugger(m).write(IMM, (5).to_bytes(2, "little"), physical=True)
+        else:
+            m.bus.write_bytes(IMM, (5).to_bytes(2, "little"))
+            m.run_until(instructions=1000)
+            m.set_state(snap)                          # the old code (adding 1) is back
+        gained = _bx_after(m, 1000)
+        seen.append((gained, m.cpu.icount, m.state_hash()))
+        if tier["jit"] == "on":
+            assert any(u.execs for u in m.cpu.cache.jit.units)
+    step = 1 if how == "restore" else 5
+    # 1000 instructions from the middle of the loop: 500 ADDs, whichever comes first
+    assert seen[0][0] == (500 * step) & 0xFFFF
+    assert seen[0] == seen[1]
