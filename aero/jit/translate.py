@@ -32,13 +32,15 @@ from dataclasses import dataclass, field
 
 from ..cpu import codegen, flags
 from ..cpu.blocks import JumpBlock
+from .memory import SEGMENT_LISTS, inline_accesses
 
 _PARAM = re.compile(r"\bP(\d+)\b")
 _REG = re.compile(r"\bR\[(\d)\]")
 _SET_EIP = re.compile(r"^(\s*)cpu\.eip\s*=(?!=)\s*(.*)$", re.M)
 _CALL = re.compile(r"(?<![\w.])([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\s*\(")
 _HOIST = codegen._HOIST
-_MEM = frozenset(_HOIST)
+# the access methods, and the MMU functions they call (inlined: aero.jit.memory)
+_MEM = frozenset(_HOIST) | frozenset(f"cpu._{k}{n}" for k in "rwm" for n in (8, 16, 32))
 # calls on values only: no device, no code cache, no hook, no register list
 _PURE = frozenset(("cond", "carry", "arith", "sext_to", "sign_of", "cf_source", "alu_szp",
                    "alu_cf", "alu_put", "alu_adc_flags", "int", "len", "min", "max", "abs",
@@ -179,6 +181,8 @@ def translate(blocks, code32: bool, entry_eip: int) -> Translation:
     store = "; ".join(f"R[{r}] = r{r}" for r in regs)
 
     body_lines: list[str] = []
+    temps = [0]
+    uses_segments = False
 
     def emit(text: str, indent: str = IND) -> None:
         body_lines.append(indent + text)
@@ -219,6 +223,8 @@ def translate(blocks, code32: bool, entry_eip: int) -> Translation:
                 body = _REG.sub(r"r\1", body)
             if last and jumps and not op:
                 body = _SET_EIP.sub(r"\1pc = \2", body)
+            body, inlined = inline_accesses(body, temps)
+            uses_segments |= inlined
             for ln in body.splitlines():
                 emit(ln)
             if op and load:
@@ -244,6 +250,8 @@ def translate(blocks, code32: bool, entry_eip: int) -> Translation:
     for h in sorted(hoist):
         head.append(f"    {h} = cpu.{h}")
     head.append("    def run(limit):")
+    if uses_segments:
+        head.append("        " + SEGMENT_LISTS)
     if load:
         head.append("        " + load)
     head.append(f"        pc = {entry_eip:#x}")

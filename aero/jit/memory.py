@@ -1,0 +1,94 @@
+"""Memory accesses in translated code: the segment check inline, then straight to the MMU's
+current access function.
+
+An instruction template reads and writes memory through the CPU's access methods
+(``cpu.rd32(seg, off)``, ``cpu.wr8(seg, off, v)``, ``cpu.rmw16(seg, off)``; ``aero.cpu.cpu``):
+each checks the offset against the segment's limits (its cached ``rlo``/``rhi`` for reads,
+``wlo``/``whi`` for writes) and calls the MMU's function for the current mode (``cpu._r32`` ...:
+the bus directly without paging, the TLB's fast maps with it, wrapped for #AC or a tracer).
+Translated code does the same in one Python call less per access:
+
+    rd32(S, EA)  ->  (cpu._r32((_base[S] + _o) & 0xFFFFFFFF) if _rlo[S] <= (_o := EA) <= _rhi[S] - 3
+                      else rd32(S, _o))
+
+The check is the same comparison; an offset outside the limits takes the method, which raises
+the fault exactly as the interpreter does.  The MMU function is looked up on ``cpu`` at every
+access (paging, A20 and #AC swap it, also in the middle of a unit); the segment lists are the
+CPU's own (``_base = cpu.base`` ... once per unit execution: they are replaced only by a reset,
+which discards every unit).
+"""
+
+from __future__ import annotations
+
+import re
+
+_ACCESS = re.compile(r"(?<![\w.])(rd|wr|rmw)(8|16|32)\(")
+SEGMENT_LISTS = "_base = cpu.base; _rlo = cpu.rlo; _rhi = cpu.rhi; _wlo = cpu.wlo; _whi = cpu.whi"
+
+
+def _args(text: str, start: int) -> tuple[list[str], int] | None:
+    """The top-level comma-separated arguments of the call whose '(' is at ``start - 1``, and
+    the index after its ')'; None if unbalanced."""
+    depth = 0
+    args, cur = [], []
+    i = start
+    while i < len(text):
+        ch = text[i]
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            if depth == 0:
+                args.append("".join(cur).strip())
+                return args, i + 1
+            depth -= 1
+        elif ch == "," and depth == 0:
+            args.append("".join(cur).strip())
+            cur = []
+            i += 1
+            continue
+        cur.append(ch)
+        i += 1
+    return None
+
+
+def inline_accesses(body: str, counter: list) -> tuple[str, bool]:
+    """``body`` with its memory accesses inlined (see the module docstring); True if any was.
+    ``counter`` ([int]) numbers the temporaries across a unit."""
+    out = []
+    pos = 0
+    changed = False
+    while True:
+        m = _ACCESS.search(body, pos)
+        if m is None:
+            out.append(body[pos:])
+            break
+        parsed = _args(body, m.end())
+        if parsed is None:
+            out.append(body[pos:])
+            break
+        args, end = parsed
+        kind, bits = m.group(1), int(m.group(2))
+        nargs = 3 if kind == "wr" else 2
+        if len(args) != nargs or not args[0].isdigit() or any(_ACCESS.search(a) for a in args):
+            out.append(body[pos:end])               # left as it is (never happens in templates)
+            pos = end
+            continue
+        seg, ea = args[0], args[1]
+        counter[0] += 1
+        t = f"_o{counter[0]}"
+        span = bits // 8 - 1
+        lo, hi = ("_rlo", "_rhi") if kind == "rd" else ("_wlo", "_whi")
+        fn = {"rd": "_r", "wr": "_w", "rmw": "_m"}[kind] + str(bits)
+        lin = f"(_base[{seg}] + {t}) & 0xFFFFFFFF"
+        cond = f"{lo}[{seg}] <= ({t} := ({ea})) <= {hi}[{seg}]" + (f" - {span}" if span else "")
+        if kind == "wr":
+            fast = f"cpu.{fn}({lin}, {args[2]})"
+            slow = f"{kind}{bits}({seg}, {t}, {args[2]})"
+        else:
+            fast = f"cpu.{fn}({lin})"
+            slow = f"{kind}{bits}({seg}, {t})"
+        out.append(body[pos:m.start()])
+        out.append(f"({fast} if {cond} else {slow})")
+        pos = end
+        changed = True
+    return "".join(out), changed
