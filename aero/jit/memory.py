@@ -92,3 +92,81 @@ def inline_accesses(body: str, counter: list) -> tuple[str, bool]:
         pos = end
         changed = True
     return "".join(out), changed
+
+
+# ---- the stack -------------------------------------------------------------------------------
+# PUSH/POP/CALL/RET's helpers (cpu.push16/32, pop16/32, stack_read, stack_add) inline as well,
+# on ESP kept in its local r4: the same address size from SS's B bit, the same limit check, the
+# MMU function; a check that fails calls the helper (with ESP written back), which faults.
+SS = 2
+_A_DB = 0x4000
+_LINE = re.compile(r"^(\s*)(?:(\w+) = )?cpu\.(push16|push32|pop16|pop32|stack_read|stack_add)"
+                   r"\((.*)\)(\s*&\s*0x[0-9A-Fa-f]+)?\s*$")
+
+
+def _stack_line(indent: str, target: str | None, helper: str, arg: str, mask: str | None,
+                n: int) -> list[str] | None:
+    i = indent
+    big = f"cpu.attr[{SS}] & {_A_DB:#x}"
+    wrap = f"(0xFFFFFFFF if _big{n} else 0xFFFF)"
+    if helper.startswith("push") and target is None and mask is None:
+        size = int(helper[4:]) // 8
+        return [f"{i}_v{n} = {arg}",
+                f"{i}_big{n} = {big}",
+                f"{i}_sp{n} = (r4 - {size}) & {wrap}",
+                f"{i}if _wlo[{SS}] <= _sp{n} <= _whi[{SS}] - {size - 1}:",
+                f"{i}    cpu._w{size * 8}((_base[{SS}] + _sp{n}) & 0xFFFFFFFF, _v{n})",
+                f"{i}    r4 = _sp{n} if _big{n} else (r4 & 0xFFFF0000) | _sp{n}",
+                f"{i}else:",
+                f"{i}    R[4] = r4; cpu.{helper}(_v{n}); r4 = R[4]"]
+    if helper.startswith("pop") and target is not None and not arg.strip():
+        size = int(helper[3:]) // 8
+        out = [f"{i}_big{n} = {big}",
+               f"{i}_sp{n} = r4 if _big{n} else r4 & 0xFFFF",
+               f"{i}if _rlo[{SS}] <= _sp{n} <= _rhi[{SS}] - {size - 1}:",
+               f"{i}    _v{n} = cpu._r{size * 8}((_base[{SS}] + _sp{n}) & 0xFFFFFFFF)",
+               f"{i}    r4 = (_sp{n} + {size}) & 0xFFFFFFFF if _big{n} else "
+               f"(r4 & 0xFFFF0000) | ((_sp{n} + {size}) & 0xFFFF)",
+               f"{i}else:",
+               f"{i}    R[4] = r4; _v{n} = cpu.{helper}(); r4 = R[4]",
+               f"{i}{target} = _v{n}{mask or ''}"]
+        return out
+    if helper == "stack_read" and target is not None:
+        parts = [p.strip() for p in arg.split(",")]
+        if len(parts) != 2 or parts[1] not in ("16", "32"):
+            return None
+        size = int(parts[1]) // 8
+        return [f"{i}_big{n} = {big}",
+                f"{i}_sp{n} = (r4 + {parts[0]}) & {wrap}",
+                f"{i}if _rlo[{SS}] <= _sp{n} <= _rhi[{SS}] - {size - 1}:",
+                f"{i}    _v{n} = cpu._r{size * 8}((_base[{SS}] + _sp{n}) & 0xFFFFFFFF)",
+                f"{i}else:",
+                f"{i}    R[4] = r4; _v{n} = cpu.stack_read({arg})",
+                f"{i}{target} = _v{n}{mask or ''}"]
+    if helper == "stack_add" and target is None and mask is None:
+        return [f"{i}if {big}:",
+                f"{i}    r4 = (r4 + ({arg})) & 0xFFFFFFFF",
+                f"{i}else:",
+                f"{i}    r4 = (r4 & 0xFFFF0000) | ((r4 + ({arg})) & 0xFFFF)"]
+    return None
+
+
+def inline_stack(body: str, counter: list) -> str | None:
+    """``body`` (registers already in locals, ESP in ``r4``) with every stack helper call
+    inlined, or None when one of them is in a form this does not rewrite (the caller then
+    writes ESP back around the helpers instead)."""
+    out = []
+    for line in body.splitlines():
+        if "cpu.push" not in line and "cpu.pop" not in line and "cpu.stack_" not in line:
+            out.append(line)
+            continue
+        m = _LINE.match(line)
+        if m is None:
+            return None
+        counter[0] += 1
+        lines = _stack_line(m.group(1), m.group(2), m.group(3), m.group(4), m.group(5),
+                            counter[0])
+        if lines is None or any(h in m.group(4) for h in ("cpu.push", "cpu.pop", "cpu.stack_")):
+            return None
+        out.extend(lines)
+    return "\n".join(out)

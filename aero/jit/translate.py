@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 from ..cpu import codegen, flags
 from ..cpu.blocks import JumpBlock
-from .memory import SEGMENT_LISTS, inline_accesses
+from .memory import SEGMENT_LISTS, inline_accesses, inline_stack
 
 _PARAM = re.compile(r"\bP(\d+)\b")
 _REG = re.compile(r"\bR\[(\d)\]")
@@ -212,6 +212,12 @@ def translate(blocks, code32: bool, entry_eip: int) -> Translation:
                 t.flushed.append(regs)
                 if store:
                     emit(store)
+            elif st and (inl := inline_stack(_REG.sub(r"r\1", body), temps)) is not None:
+                # the stack helpers inline, on ESP in r4 (aero.jit.memory)
+                t.flushed.append(())
+                body = inl
+                st = False
+                uses_segments = True
             elif st:
                 # ESP goes through cpu.R around the helper; the body reads it from there too
                 t.flushed.append((4,))
