@@ -138,6 +138,46 @@ def dead_flag_stores(bodies: list[str]) -> set[int]:
     return dead
 
 
+# Branches on flags the instruction just before set (aero.cpu.flags.cond, specialised): after a
+# lazy store (KIND, a, b, r) of plain locals, ZF is r == 0 whatever the kind; after a subtraction
+# (CMP, SUB, SBB without carry) CF is a < b, and signed "less" is an unsigned comparison with the
+# sign bit flipped.
+_LF_TUPLE = re.compile(r"\ncpu\.lf = \((\d+), (a), (b), (r)\)\s*$")
+_LF_R = re.compile(r"\ncpu\.lf = \(\d+, [^\n]*, r\)\s*$")
+_ZF_JCC = re.compile(r"^lf = cpu\.lf\n(pc|cpu\.eip) = (\S+) if \(\(lf\[3\] == 0\) if lf is not None "
+                     r"else \(cpu\.flags & 0x40\)\) else (\S+)$")
+_CC_JCC = re.compile(r"^(pc|cpu\.eip) = (\S+) if cond\(cpu, (\d+)\) else (\S+)$")
+
+
+def specialise_branch(prev: str, jcc: str) -> str:
+    """``jcc`` (a Jcc body) with its condition computed from the locals ``prev`` (the body of
+    the instruction before it in the block) left, where that is exact; else ``jcc``."""
+    z = _ZF_JCC.match(jcc.strip())
+    if z and _LF_R.search("\n" + prev):
+        return f"{z.group(1)} = {z.group(2)} if r == 0 else {z.group(3)}"
+    m = _LF_TUPLE.search("\n" + prev)
+    if m is None:
+        return jcc
+    kind = int(m.group(1))
+    c = _CC_JCC.match(jcc.strip())
+    if c is None:
+        return jcc
+    cc = int(c.group(3))
+    cls, inv = cc >> 1, cc & 1
+    test = None
+    if cls == 2:
+        test = "r == 0"
+    elif flags.SUB_K <= kind < flags.LOGIC_K:
+        sign = flags.SIGN[kind - flags.SUB_K]
+        test = {1: "a < b", 3: "a <= b", 6: f"(a ^ {sign:#x}) < (b ^ {sign:#x})",
+                7: f"(a ^ {sign:#x}) <= (b ^ {sign:#x})"}.get(cls)
+    if test is None:
+        return jcc
+    if inv:
+        test = f"not ({test})"
+    return f"{c.group(1)} = {c.group(2)} if {test} else {c.group(4)}"
+
+
 def translate(blocks, code32: bool, entry_eip: int) -> Translation:
     """The factory source for ``blocks`` (the first is the entry)."""
     t = Translation()
@@ -202,6 +242,8 @@ def translate(blocks, code32: bool, entry_eip: int) -> Translation:
             t.lines.append(len(body_lines))
             t.where.append((bi, i))
             emit(f"# {bi}.{i} {ins.eip:#x} {name}")
+            if i and name in ("JCC", "JCC.4", "JCC.5"):
+                body = specialise_branch(out[i - 1][2], body)
             if i in dead:
                 body = _LF_LAST.sub("\n", "\n" + body)[1:]
                 if not body.strip():

@@ -32,3 +32,42 @@ def test_keywords_are_not_calls():
     assert opaque("cpu.interrupt(3, None, 'soft', 0x10)")
     ret = "t = cpu.stack_read(0, 32)\ncpu.stack_add(4)\ncpu.eip = t"
     assert stacky(ret) and not opaque(ret) and may_exit(ret)
+
+
+def test_specialised_branches_agree_with_cond():
+    """Every condition code after SUB/CMP of every width, and ZF after other kinds: the
+    specialised test gives what aero.cpu.flags.cond gives on the same lazy flags."""
+    import random
+    from types import SimpleNamespace
+    from aero.cpu import flags
+    from aero.jit.translate import specialise_branch
+    rng = random.Random(3)
+    checked = 0
+    for kind in range(flags.DEC_K + 3):
+        mask = flags.MASK[kind % 3]
+        for cc in range(16):
+            prev = f"a = 1\ncpu.lf = ({kind}, a, b, r)"
+            jcc = f"pc = 0x10 if cond(cpu, {cc}) else 0x20"
+            spec = specialise_branch(prev, jcc)
+            if spec == jcc:
+                continue
+            for _ in range(200):
+                a = rng.choice((0, 1, mask, mask >> 1, (mask >> 1) + 1, rng.getrandbits(32) & mask))
+                b = rng.choice((0, 1, mask, mask >> 1, (mask >> 1) + 1, rng.getrandbits(32) & mask))
+                op = kind // 3 * 3               # a tuple as the templates make it
+                if op == flags.ADD_K:
+                    r = (a + b) & mask
+                elif op == flags.SUB_K:
+                    r = (a - b) & mask
+                elif op == flags.LOGIC_K:
+                    r = rng.choice((a & b, a | b, a ^ b))
+                else:
+                    b = rng.choice((0, 1))       # the carry source INC/DEC keep
+                    r = (a + 1) & mask if op == flags.INC_K else (a - 1) & mask
+                cpu = SimpleNamespace(lf=(kind, a, b, r), flags=2)
+                want = 0x10 if flags.cond(cpu, cc) else 0x20
+                env = {"a": a, "b": b, "r": r}
+                exec(spec, {}, env)
+                assert env["pc"] == want, (kind, cc, a, b, r, spec)
+                checked += 1
+    assert checked > 5000
