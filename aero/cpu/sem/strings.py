@@ -15,12 +15,13 @@ back at the instruction).
 
 F3 is REP / REPE and F2 is REPNE for CMPS and SCAS; for the others both mean REP.
 
-REP MOVS/STOS move runs of elements in bulk through the bus when a run lies in plain RAM and no
-segment check can fail (with paging on, a run stays within one page and is translated exactly
-as its first element's own access would be); the result is exactly what the element-by-element
-loop produces (including overlapping MOVS, e.g. the memset-by-overlap idiom), and the writes
-still reach the self-modifying-code detector.  REPE CMPS and REP(N)E SCASB search such runs in
-bulk the same way (memcmp / strlen / memchr idioms).
+REP MOVS/STOS move runs of elements in bulk through the bus when a run lies in plain RAM, no
+segment check can fail and no watch covers it (with paging on, a run stays within one page and
+is translated exactly as its first element's own access would be); the result is exactly what
+the element-by-element loop produces (including overlapping MOVS, e.g. the memset-by-overlap
+idiom), and the writes still reach the self-modifying-code detector.  REPE CMPS and REP(N)E
+SCASB search such runs in bulk the same way (memcmp / strlen / memchr idioms).  Elements in a
+watched page go one by one through the accessors, which report them to the watches.
 
 I/O: in protected mode (including V86) ``io_check(cpu, port, size)`` (``aero.cpu.sem.system``)
 applies the IOPL / TSS I/O-bitmap rules and raises #GP(0); real mode has no I/O protection.
@@ -156,17 +157,29 @@ def _strop_span(cpu, s, off, n, size, down, amask, write):
 
     Returns (k, phys) with k >= 1 for a run that passes the segment checks as a whole, lies in
     one page when paging is on (translated now, exactly as the next element's own access would
-    be: the same #PF, A/D bits and TLB fill) and maps to plain RAM (ROM too for a read) with no
-    watchpoint on it;
-    (0, 0) when the next element straddles a page (move it alone, then try again); (-1, 0)
-    when bulk moves are not possible for the rest of this instruction."""
+    be: through the MMU's fast map, or else ``translate`` with the same #PF, A/D bits and TLB
+    fill) and maps to plain RAM (ROM too for a read) with no watch on it;
+    (0, 0) when the next element straddles a page, or lies in a linear page that a watch covers
+    for this direction (move it alone, then try again); (-1, 0) when bulk moves are not
+    possible for the rest of this instruction.
+
+    Watches (``aero.mem.watch``) are seen where they mark pages: physical watches, and linear
+    ones while paging is off, as SLOW_WATCH on the physical pages (``Bus.plain_ram`` refuses
+    those); linear ones while paging is on only by keeping their pages out of the MMU's fast
+    maps (``nofast_r`` / ``nofast_w``), so a page found in the fast map is unwatched and only a
+    miss looks at those sets.  The element path then reports each access."""
     mmu = cpu.mmu
+    if mmu.access_wrapper is not None:
+        return -1, 0                               # a tracer sees every access: no bulk moves
     lin = (cpu.base[s] + off) & 0xFFFFFFFF
     paging = mmu.paging
     if paging:
         po = lin & 0xFFF
         if po + size > 0x1000:
             return 0, 0
+        ppn = (mmu.wmap if write else mmu.rmap).get(lin >> 12)
+        if ppn is None and lin >> 12 in (mmu.nofast_w if write else mmu.nofast_r):
+            return 0, 0                            # a linear watch on the page: element by element
         k = po // size + 1 if down else (0x1000 - po) // size
         if k > n:
             k = n
@@ -183,7 +196,7 @@ def _strop_span(cpu, s, off, n, size, down, amask, write):
         return -1, 0
     bus = cpu.bus
     if paging:
-        phys = mmu.translate(lin, write, mmu.user, False)
+        phys = ppn | po if ppn is not None else mmu.translate(lin, write, mmu.user, False)
         lo = phys - (k - 1) * size if down else phys
     else:
         lo = cpu.base[s] + lo_off
