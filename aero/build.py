@@ -1,10 +1,11 @@
 """Building a machine from its configuration: ``build_machine(MachineConfig) -> Machine``.
 
 The one way machines are made (``aero run``, ``aero bench``, the scenarios, the TUI, the tests):
-the hardware (``Machine``), the firmware (the Aero BIOS, a ROM image, or a multiboot kernel
-started directly), host output sinks, and the input events the configuration asks for.  Every
-problem with the configuration or its files is a ``ConfigError`` with one readable line, raised
-before anything runs.
+the hardware (``Machine``), the firmware (the Aero BIOS, a ROM image; a multiboot kernel is
+loaded after the POST of the Aero BIOS or SeaBIOS, or started directly with no firmware), host
+output sinks, and the input events the configuration asks for.  Every problem with the
+configuration or its files is a ``ConfigError`` with one readable line, raised before anything
+runs.
 """
 
 from __future__ import annotations
@@ -72,7 +73,27 @@ def make_sink(spec, what: str):
         d = os.path.dirname(os.path.abspath(spec))
         if not os.path.isdir(d):
             raise ConfigError(f"{what}: directory {d} does not exist")
+        _probe_write(spec, what)
     return FileSink(spec)
+
+
+def _probe_write(path: str, what: str) -> None:
+    """Fail before the run, not after it, when ``path`` cannot be written (a directory named
+    with a trailing slash, no permission, a read-only file system).  Nothing is truncated, a
+    file the probe created is removed again; devices and FIFOs are not opened."""
+    existed = os.path.lexists(path)
+    if existed and not os.path.isfile(path):
+        return
+    try:
+        with open(path, "ab"):
+            pass
+    except OSError as e:
+        raise ConfigError(f"{what}: cannot write {path}: {e.strerror}") from None
+    if not existed:
+        try:
+            os.remove(path)
+        except OSError:
+            pass
 
 
 def read_file(path: str, what: str) -> bytes:
@@ -102,7 +123,7 @@ def firmware_images(cfg: MachineConfig) -> tuple[bytes | None, bytes | None]:
     bios = cfg.bios
     vga_path = cfg.vgabios
     rom = None
-    if cfg.kernel or bios is None or bios == "aero":
+    if bios is None or bios == "aero":
         rom = None
     elif isinstance(bios, (bytes, bytearray)):
         rom = bytes(bios)
@@ -145,11 +166,19 @@ def build_machine(cfg: MachineConfig) -> Machine:
         m = Machine(cfg, sinks=sinks, post_code=post,
                     vga_rom=None if bochs_layout else vga_rom,
                     fda_data=demo_floppy() if cfg.demo and not cfg.fda else None)
-        if cfg.kernel:
+        if cfg.kernel and cfg.bios == "aero":
+            # As QEMU -kernel: the BIOS's POST first (IVT, BDA, PIC at 08h/70h, PIT at
+            # 18.2 Hz...), then the multiboot loader as its first boot entry, with the BIOS's
+            # memory map.  The kernel is read and checked now, loaded at every POST.
+            bios = install_aero_bios(m)
+            m.devices.append(bios)
+            plan = multiboot.load(cfg.kernel, m.bus.ram_size, cfg.cmdline or "", cfg.module,
+                                  memory_map=bios.memory_map())
+            bios.boot_first = lambda: multiboot.load_after_post(m.bus, plan)
+        elif cfg.kernel and cfg.bios is None:
+            # no firmware: the kernel starts at once, on a machine nothing has set up
             plan = multiboot.load(cfg.kernel, m.bus.ram_size, cfg.cmdline or "", cfg.module)
             multiboot.apply(m.cpu, m.bus, plan)
-            for w in plan.warnings:
-                print(f"aero: {cfg.kernel}: {w}", file=sys.stderr)
         elif cfg.bios == "aero":
             m.devices.append(install_aero_bios(m))
         elif rom is not None:
@@ -159,6 +188,14 @@ def build_machine(cfg: MachineConfig) -> Machine:
                 # C0000h and the VGA has no ROM BAR (rombios32 would copy a ROM BAR to C0000h
                 # before enabling memory decoding, i.e. copy nothing over it).
                 m.bus.map_rom(0xC0000, vga_rom)
+        if cfg.kernel and cfg.bios == "seabios":
+            # as QEMU: SeaBIOS runs the multiboot option ROM from fw_cfg as its first boot
+            # entry; the ROM asks SeaBIOS for the memory map (the plan's is replaced)
+            plan = multiboot.load(cfg.kernel, m.bus.ram_size, cfg.cmdline or "", cfg.module)
+            multiboot.add_to_fw_cfg(m.fw_cfg, plan)
+        if cfg.kernel:
+            for w in plan.warnings:
+                print(f"aero: {cfg.kernel}: {w}", file=sys.stderr)
         if cfg.keys:
             schedule_keys(m, cfg.keys)
         if serial_input:
@@ -178,6 +215,7 @@ def _writable_dir(path: str, what: str) -> None:
         raise ConfigError(f"{what}: {path} is a directory")
     if os.path.exists(path) and not os.path.isfile(path):
         raise ConfigError(f"{what}: {path} is not a regular file (it would be replaced)")
+    _probe_write(path, what)
 
 
 def build_from_settings(settings: dict):

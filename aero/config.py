@@ -42,7 +42,8 @@ class MachineConfig:
     # bytes, or None (no firmware: the caller maps a ROM with Machine.load_bios)
     bios: str | bytes | None = "aero"
     vgabios: str | None = None          # a VGA BIOS image (default: the firmware's own)
-    # a multiboot kernel started directly instead of booting from a drive
+    # a multiboot kernel, booted after the firmware's POST (the Aero BIOS or SeaBIOS) before
+    # any drive (with bios None: started at once, on a machine no firmware has set up)
     kernel: str | None = None
     cmdline: str | None = None
     module: list = field(default_factory=list)      # "FILE[,ARGS]" each
@@ -60,6 +61,9 @@ class MachineConfig:
     ips: int = DEFAULT_IPS              # guest instructions per virtual second
     rtc: _dt.datetime = DEFAULT_RTC
     no_reboot: bool = False             # a triple fault ends the run instead of resetting
+    # the APIC generation (aero/devices/apic.py, ioapic.py): a local APIC, an I/O APIC and an
+    # ACPI MADT; off by default (the 8259A-only PC)
+    apic: bool = False
     debug_exit_port: int = 0x501
     # host side: where output goes (None: nowhere, "stdio", a file path, or a callable(byte))
     serial: object = None               # COM1
@@ -98,9 +102,12 @@ class MachineConfig:
         if not self.boot or any(c not in "acd" for c in self.boot):
             raise ConfigError(f"--boot: {self.boot!r}: use the letters a (floppy), c (hard "
                               "disk), d (CD-ROM)")
-        if self.kernel and self.bios not in (None, "aero"):
-            raise ConfigError("--kernel starts the kernel directly: give --kernel or --bios, "
-                              "not both")
+        if self.kernel and self.bios not in (None, "aero", "seabios"):
+            # the multiboot loader is the Aero BIOS's first boot entry, or an option ROM that
+            # SeaBIOS runs from fw_cfg (as QEMU's); other firmware would boot its own way
+            name = self.bios if isinstance(self.bios, str) else "ROM"
+            raise ConfigError(f"--kernel boots after the POST of the Aero BIOS or SeaBIOS; it "
+                              f"cannot be used with --bios {name}")
         if (self.cmdline is not None or self.module) and not self.kernel:
             raise ConfigError("--cmdline and --module need --kernel")
 
@@ -148,7 +155,7 @@ MACHINE_KEYS = {
     "boot": str, "memory": int, "kernel": str, "cmdline": str, "module": list, "serial": str,
     "serial_input": str, "keys": str, "debugcon": str, "firmware_log": str, "post_codes": bool,
     "ips": int, "rtc": str, "no_reboot": bool, "writable": bool, "jit": str,
-    "jit_threshold": int,
+    "jit_threshold": int, "apic": bool,
 }
 RUN_KEYS = {
     "realtime": bool, "max_instructions": int, "timeout": float, "screenshot": str,
@@ -163,7 +170,7 @@ PATH_KEYS = ("bios", "vgabios", "fda", "fdb", "hda", "hdb", "cdrom", "kernel", "
 # input is part of the state itself)
 HARDWARE_KEYS = ("bios", "vgabios", "kernel", "cmdline", "module", "fda", "fdb", "hda", "hdb",
                  "cdrom", "boot", "writable", "demo", "memory", "ips", "rtc", "no_reboot",
-                 "debug_exit_port")
+                 "debug_exit_port", "apic")
 
 
 def check_settings(raw: dict, where: str, base_dir: str | None = None) -> dict:

@@ -26,7 +26,7 @@ poweroff       the guest powered off (ACPI S5)                              0
 hook           a hook asked to stop (``RunResult.hook``; ``aero.hooks``)     0
 stop           ``request_stop()`` (from any thread)                         0
 timeout        wall-clock --timeout                                         4
-shutdown       triple fault with no_reboot                                  6
+shutdown       triple fault or reset request with no_reboot                 6
 halted         HLT with interrupts disabled, or nothing left to wake it      8
 error          internal emulator error (report in RunResult.detail)         10
 =============  ===========================================================  ===========
@@ -53,6 +53,7 @@ from .cpu import flags as F
 from .cpu.state import get_state as cpu_state, set_state as cpu_set_state
 from .jit import JIT
 from .devices.base import IOBus, IRQLines
+from .devices.apic import LocalAPIC
 from .devices.atapi import ATAPICDROM
 from .devices.disk import DiskImage
 from .devices.dma import DMA8237
@@ -61,6 +62,7 @@ from .devices.fwcfg import FWCfg
 from .devices.i440fx import I440FXPCI
 from .devices.ide import ATADisk, BusMaster, IDEChannel
 from .devices.i8042 import I8042
+from .devices.ioapic import IOAPIC, IOAPICPIRQRouter, ISAIRQFanout
 from .devices.pic import PIC
 from .devices.pit import PIT, PortB
 from .devices.rtc import RTC
@@ -68,7 +70,7 @@ from .devices.sysports import DebugCon, DebugExit, FirmwareLog, Port92, PostCode
 from .devices.uart import UART16550A
 from .devices.vga import VGA
 from .devices.vga_pci import VGAPCI
-from .firmware.acpi import build_tables
+from .firmware.acpi import build_madt, build_tables
 from .firmware.qemu_loader import table_loader_files
 from .hooks import Hooks
 from .inputs import InputQueue
@@ -186,14 +188,42 @@ class Machine:
         self.fw_cfg = FWCfg(self.bus.read_bytes, self.bus.write_bytes)
         self.fw_cfg.register(self.io)
         self.fw_cfg.pc_defaults(ram)
+        # -- APIC generation (MachineConfig.apic; aero/devices/apic.py, ioapic.py) -------------
+        # A local APIC between the 8259A pair and the CPU (LINT0 virtual wire, INTR, INTA), an
+        # I/O APIC seeing the ISA IRQs (IRQ0 on pin 2), the PIC's INTR (pin 0) and PIRQA-D
+        # (pins 16-19), and the MADT for the firmware's ACPI tables.
+        self.lapic = self.ioapic = None
+        apic_devices = []
+        self.acpi_extra_tables = ()        # tables added to the firmware's ACPI set
+        if cfg.apic:
+            # under the Aero BIOS the APIC resets to what its (host-side) POST leaves: virtual
+            # wire, as SeaBIOS sets it up (aero/devices/apic.py)
+            self.lapic = LocalAPIC(self.bus, self.clock, cpu, firmware_setup=cfg.bios == "aero")
+            self.ioapic = IOAPIC(self.bus, self.lapic)
+            cpu.apic = self.lapic
+            cpu.iack = self.lapic.acknowledge
+            self.lapic.pic_ack = lambda: self.ioapic.extint_acknowledge(self.pic)
+            self.lapic.on_eoi = self.ioapic.eoi
+
+            def pic_intr(level, lapic=self.lapic, ioapic=self.ioapic):
+                ioapic.set_pic_intr(level)
+                lapic.set_lint0(level)
+            self.pic.on_intr = pic_intr
+            self.irq.sink = ISAIRQFanout(self.pic.set_irq, self.ioapic)
+            self.pci.bus.router = IOAPICPIRQRouter(self.irq, self.ioapic)
+            self.pci.isa.state_loaded()             # its PIRQ routes into the new router
+            apic_devices = [self.lapic, self.ioapic]
+            self.acpi_extra_tables = (build_madt(),)
+        # -- end of the APIC block ---------------------------------------------------------------
         # ACPI tables for firmware that loads them through QEMU's linker/loader (SeaBIOS)
-        for name, data in table_loader_files(build_tables(0)).items():
+        for name, data in table_loader_files(build_tables(
+                0, extra_tables=self.acpi_extra_tables)).items():
             self.fw_cfg.add_file(name, data)
         self.devices = [self.pic, self.pit, self.portb, self.rtc, self.kbc, *self.uarts,
                         self.dma, self.port92, self.post, self.debugcon, self.fwlog,
                         self.debug_exit, self.reset_control, self.vga, self.fdc, *self.ide,
                         self.bus_master, *self.pci.devices, self.vga_pci, self.fw_cfg,
-                        *self.images]
+                        *self.images, *apic_devices]
         self.bios_image = None
         self.aero_bios = None               # the Aero BIOS device, when it is the firmware
         self._reset_pending = False
@@ -282,7 +312,12 @@ class Machine:
         self.cpu.request_stop()
 
     def request_reset(self) -> None:
-        self._reset_pending = True
+        """The guest asked for a system reset (port 64h, 92h or CF9h; Ctrl+Alt+Del).  With
+        ``no_reboot`` the run ends instead, as with QEMU's -no-reboot."""
+        if self.config.no_reboot:
+            self.result_status = "shutdown"
+        else:
+            self._reset_pending = True
         self.cpu.request_stop()
 
     def _on_shutdown(self) -> None:
@@ -294,7 +329,9 @@ class Machine:
         self.cpu.request_stop()
 
     def reset(self) -> None:
-        """A system reset: CPU and devices to power-on state; RAM keeps its contents."""
+        """A system reset: CPU and devices to power-on state; RAM keeps its contents.  Virtual
+        time runs on (the instruction count is since power-on: limits, recordings and traces
+        count across resets); ``resets`` counts them."""
         self.resets += 1
         self.cpu.reset()
         self.bus.set_a20(True)
@@ -307,7 +344,8 @@ class Machine:
     def run(self, max_instructions: int | None = None, timeout: float | None = None,
             realtime: bool = False) -> RunResult:
         """Run until the guest ends the run, or ``max_instructions`` have retired in all (the
-        instruction count, not this call's), or ``timeout`` seconds of wall time."""
+        instruction count since power-on, resets included, not this call's), or ``timeout``
+        seconds of wall time."""
         return self.run_until(icount=max_instructions, timeout=timeout, realtime=realtime)
 
     def step(self, n: int = 1) -> RunResult:
@@ -350,7 +388,8 @@ class Machine:
                 if self.exit_status is not None:
                     return self._result("debug-exit", self.exit_status)
                 if self.result_status is not None:
-                    return self._result(self.result_status)
+                    return self._result(self.result_status, detail="reset requested" if
+                                        self.result_status == "shutdown" else "")
                 if self._reset_pending:
                     self._reset_pending = False
                     self.reset()

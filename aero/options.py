@@ -38,19 +38,26 @@ def add_machine_options(r) -> None:
     r.add_argument("--jit-threshold", type=int, default=None, metavar="N",
                    help="translate a block after it ran N times (default 50)")
     r.add_argument("--rtc", metavar="ISO8601", help="RTC start time (default 2026-01-01T12:00:00)")
-    r.add_argument("--no-reboot", action="store_true", help="stop on triple fault (exit 6)")
+    r.add_argument("--no-reboot", action="store_true",
+                   help="end the run instead of resetting the machine, on a triple fault or a "
+                   "reset the guest asks for (ports 64h, 92h, CF9h): exit 6")
+    r.add_argument("--apic", action="store_true",
+                   help="the APIC generation: a local APIC, an I/O APIC, the ACPI MADT and an "
+                   "MP table (default: the 8259A-only PC)")
     r.add_argument("--serial", metavar="stdio|FILE|none", help="COM1 output (default stdio)")
     r.add_argument("--serial-input", metavar="FILE", help="bytes fed into COM1")
     r.add_argument("--keys", metavar="TEXT", help="type TEXT on the PS/2 keyboard: characters, "
                    "{Enter} {F1} {Ctrl+c} ..., {wait 500ms}")
-    r.add_argument("--debugcon", metavar="stdio|FILE", help="port 0xE9 output")
-    r.add_argument("--firmware-log", metavar="stdio|FILE", help="port 0x402 output")
+    r.add_argument("--debugcon", metavar="stdio|FILE|none", help="port 0xE9 output")
+    r.add_argument("--firmware-log", metavar="stdio|FILE|none", help="port 0x402 output")
     r.add_argument("--post-codes", action="store_true", help="print port 0x80 POST codes")
 
 
 def add_run_options(r) -> None:
     """How a run goes and ends (`aero run`, `aero record`)."""
-    r.add_argument("--max-instructions", type=int, metavar="N", help="stop after N instructions")
+    r.add_argument("--max-instructions", type=int, metavar="N",
+                   help="stop when N instructions have retired since power-on (exit 0; the "
+                   "count runs on across guest resets)")
     r.add_argument("--timeout", type=float, metavar="SECONDS", help="wall-clock limit (exit 4)")
     r.add_argument("--realtime", action="store_true", help="pace virtual time to the wall clock")
     r.add_argument("--screenshot", metavar="PNG", help="save the screen when the run ends")
@@ -61,7 +68,8 @@ def add_run_options(r) -> None:
                    help="print what the JIT did at the end: units, compiles, invalidations, "
                    "the share of instructions run translated")
     r.add_argument("--state-hash", action="store_true",
-                   help="print 'state-hash icount=N sha256=HEX' to stderr at the end")
+                   help="print 'state-hash icount=N sha256=HEX' to stderr at the end (N: "
+                   "instructions since power-on)")
     r.add_argument("--save-state", metavar="FILE",
                    help="save the machine's state to FILE when the run ends (or at "
                    "--at-instruction N, then go on)")

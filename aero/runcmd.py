@@ -167,11 +167,16 @@ def run_command(settings: dict, record: dict | None = None) -> int:
     elif res.status in ("halted", "shutdown", "timeout"):
         print(f"aero: {res.status}{': ' + res.detail if res.detail else ''} "
               f"after {res.icount} instructions", file=sys.stderr)
+    if m.resets:
+        # the instruction count runs on across resets: a guest in a reboot loop still reaches
+        # --max-instructions, and this line says why it got nowhere
+        print(f"aero: {m.resets} reset{'' if m.resets == 1 else 's'}", file=sys.stderr)
     if run.get("screenshot"):
         try:
             write_png(run["screenshot"], render(m.vga))
         except OSError as e:
             print(f"aero: --screenshot: {e}", file=sys.stderr)
+            saved_ok = False
     if run.get("jit_stats"):
         from .jit.report import summary
         print(summary(m.cpu.cache.jit, m.cpu.icount), file=sys.stderr)

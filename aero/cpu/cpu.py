@@ -76,10 +76,12 @@ class CPU:
         self.mem_rebind()
         self.R = [0] * 8
         self.msr: dict[int, int] = {}
-        self.tsc_offset = 0
         self.intr = False                 # the INTR line (from the PIC)
         self.nmi_pending = False
         self.iack = None                  # callback: acknowledge INTR, return the vector
+        # the local APIC (aero.devices.apic.LocalAPIC) when the machine has one: IA32_APIC_BASE
+        # and CPUID.1:EDX.APIC (aero.cpu.sem.system); it drives ``intr`` and answers ``iack``
+        self.apic = None
         self.port_in = lambda port, size: (1 << (8 * size)) - 1
         self.port_out = lambda port, size, value: None
         self.on_shutdown = None           # called on triple fault
@@ -99,6 +101,7 @@ class CPU:
         self.rep_break = False            # ... and a REP string instruction after this element
         self._patched = None              # the block request_exit patched (restored later)
         self.fault_index = self.fault_retired = 0   # where an exception left a block
+        self.icount = 0                   # instructions retired since power-on (not reset)
         self.idle_time = 0                # virtual instructions skipped while halted
         self.reset()
 
@@ -106,7 +109,10 @@ class CPU:
     # Reset and state
     # ------------------------------------------------------------------------------------------
     def reset(self) -> None:
-        """Power-on / RESET state (SDM Vol. 3, Table 9-1)."""
+        """Power-on / RESET state (SDM Vol. 3, Table 9-1).  Virtual time (``icount`` and
+        ``idle_time``) runs on across a RESET: it is the machine's clock, not the processor's
+        state.  The time-stamp counter, which RESET clears (SDM Vol. 3, "Time-Stamp
+        Counter"), starts again from 0 through ``tsc_offset``."""
         R = self.R
         R[:] = [0] * 8
         R[2] = 0x00000663                 # EDX: family 6, model 6, stepping 3 (matches CPUID)
@@ -135,7 +141,7 @@ class CPU:
         self.cpl = 0
         self.halted = False
         self.shadow = False               # interrupt shadow after STI / MOV SS / POP SS
-        self.icount = 0
+        self.tsc_offset = -(self.icount + self.idle_time)
         self.rep_budget = 1
         self.rep_done = 1
         self.sysenter = [0, 0, 0]         # CS, ESP, EIP MSRs

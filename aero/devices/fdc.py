@@ -27,6 +27,14 @@ Modelling choices:
   or FM mode: ST0 abnormal termination, ST1 MA (no ID address mark found); a sector ID not
   found: ST1 ND (with ST2 WC / BC when the cylinder differs); write-protected: ST1 NW; DMA not
   serviced (channel masked, DMA gate off, or SPECIFY ND = non-DMA mode): ST1 OR.
+* Implied seek, always: READ DATA and WRITE DATA for a cylinder other than the present one move
+  the head there first, whatever CONFIGURE EIS says, and report ST0 SE in their result.  The
+  data sheet seeks implicitly only with EIS = 1 (CONFIGURE; with EIS = 0 the command would end
+  with ST1 ND and ST2 WC, the IDs on the track under the head not matching C).  Aero follows
+  QEMU (fd_seek, its EIS check compiled out; it too sets SE) and Bochs (the cylinder taken from
+  the command, no SE), which both seek implicitly: the Bochs BIOS relies on it, issuing READ
+  DATA for any cylinder without a SEEK.  A BIOS that seeks first (SeaBIOS) sees no difference.
+  EIS is stored and reported by DUMPREG as written.
 * After a reset with polling enabled, four SENSE INTERRUPT STATUS results (C0h-C3h) are due;
   as in QEMU, the next interrupt of another kind (e.g. a RECALIBRATE completing) discards the
   ones not yet sensed (the Bochs BIOS never senses them).
@@ -587,34 +595,37 @@ class FDC82077AA(Device):
         MT = bool(op & 0x80)
         C, H, R, N, EOT = c[2], c[3], c[4], c[5], c[6]
         self._eot = EOT
-        if self.EIS and d.present and C != d.PCN:
-            d.PCN = C                                   # implied seek
+        se = 0
+        if d.present and C != d.PCN:
+            # implied seek, with or without CONFIGURE EIS (see the module docstring)
+            d.PCN = C
+            se = ST0_SE
             if d.image is not None:
                 d.disk_change = False
+
+        def end(st0, st1, st2, c, h, r, n):
+            self._end(st0 | se, st1, st2, c, h, r, n)
+
         head = d.head
         st0 = (head << 2) | d.unit
         err = self._medium_error(d, op)
         if err:
-            self._end(st0 | ST0_IC_ABNORMAL, err, 0, C, H, R, N)
+            end(st0 | ST0_IC_ABNORMAL, err, 0, C, H, R, N)
             return
         if write and d.write_protected:
-            self._end(st0 | ST0_IC_ABNORMAL, ST1_NW, 0, C, H, R, N)
+            end(st0 | ST0_IC_ABNORMAL, ST1_NW, 0, C, H, R, N)
             return
         g = d.geometry
         img = d.image
         ch = self.dma_channel
         while True:
             st0 = (head << 2) | d.unit
-            if C != d.PCN:                              # no ID with this cylinder on the track
-                st2 = ST2_BC if C == 0xFF else ST2_WC
-                self._end(st0 | ST0_IC_ABNORMAL, ST1_ND, st2, C, H, R, N)
-                return
             if H != head or N != 2 or not 1 <= R <= g.sectors:
-                self._end(st0 | ST0_IC_ABNORMAL, ST1_ND, 0, C, H, R, N)
+                end(st0 | ST0_IC_ABNORMAL, ST1_ND, 0, C, H, R, N)
                 return
             lba = g.lba(d.PCN, head, R)
             if not self._dma_ok():
-                self._end(st0 | ST0_IC_ABNORMAL, ST1_OR, 0, C, H, R, N)
+                end(st0 | ST0_IC_ABNORMAL, ST1_OR, 0, C, H, R, N)
                 return
             if write:
                 data = self.dma.transfer(ch, SECTOR, "read")
@@ -625,7 +636,7 @@ class FDC82077AA(Device):
                 moved = self.dma.transfer(ch, img.read(lba), "write")
             tc = self.dma.last_tc
             if moved < SECTOR and not tc:
-                self._end(st0 | ST0_IC_ABNORMAL, ST1_OR, 0, C, H, R, N)
+                end(st0 | ST0_IC_ABNORMAL, ST1_OR, 0, C, H, R, N)
                 return
             d.sector = R % g.sectors + 1
             end_of_track = R == EOT
@@ -643,13 +654,13 @@ class FDC82077AA(Device):
             else:
                 R += 1
             if tc:
-                self._end((head << 2) | d.unit, 0, 0, C, H, R, N)
+                end((head << 2) | d.unit, 0, 0, C, H, R, N)
                 return
             if end_of_track:
-                self._end((head << 2) | d.unit | ST0_IC_ABNORMAL, ST1_EN, 0, C, H, R, N)
+                end((head << 2) | d.unit | ST0_IC_ABNORMAL, ST1_EN, 0, C, H, R, N)
                 return
             if head >= g.heads:                         # MT onto the missing side
-                self._end((head << 2) | d.unit | ST0_IC_ABNORMAL, ST1_MA, 0, C, H, R, N)
+                end((head << 2) | d.unit | ST0_IC_ABNORMAL, ST1_MA, 0, C, H, R, N)
                 return
 
     def _format(self, d: FloppyDrive, op: int) -> None:

@@ -20,6 +20,13 @@ on the master (the cascade line's in-service bit does not block further slave re
 the spurious (default) IR7 when a request goes away between INTR and INTA: master spurious gives
 vector base+7 with nothing put in service; a slave spurious gives the slave's base+7 (IRQ 15) and
 leaves master IR2 in service, as on a real PC, so the handler must EOI the master only.
+Power-on state: the datasheet leaves the chip undefined until it is initialised with ICW1-ICW4
+("Programming the 8259A").  Aero powers on (and comes out of a hardware reset) with every request
+masked (IMR = FFh), as Bochs does, vector base 0 and nothing pending or in service, so firmware
+that never programs the PIC receives no interrupt even with EFLAGS.IF set.  (QEMU starts with
+IMR = 00h: there a timer tick arrives through vector 0 as soon as IF is set.)  ICW1 clears IMR
+("Initialization Command Words": "b. The Interrupt Mask Register is cleared"), so a PIC that was
+initialised behaves as before; an OCW1 alone unmasks lines with the power-on vector base.
 Not supported: the 8080/8085 mode (ICW4.uPM = 0: the three-byte CALL INTA sequence) - the
 vector is always delivered as in 8086 mode, uPM is shown in summary(); buffered mode (ICW4.BUF,
 M/S) only changes pin behaviour and is stored.
@@ -45,11 +52,17 @@ class I8259:
         self.ELCR = 0
         self.IRR = 0
         self.lines = 0                 # the IR input pins as driven now
-        self.power_on()
+        self.hardware_reset()
 
-    def power_on(self):
-        # ICW1: the edge-sense latches are cleared (an edge line needs a fresh low-to-high
-        # transition); level-triggered requests stay visible.
+    def hardware_reset(self):
+        """Power-on / RESET: the ICW1 defaults with every request masked (see the module
+        docstring: the datasheet leaves this state undefined)."""
+        self.icw1_defaults()
+        self.IMR = 0xFF
+
+    def icw1_defaults(self):
+        # The state ICW1 sets up: the edge-sense latches are cleared (an edge line needs a fresh
+        # low-to-high transition), IMR cleared; level-triggered requests stay visible.
         self.IRR = self.lines & self.ELCR
         self.ISR = 0
         self.IMR = 0
@@ -124,7 +137,7 @@ class I8259:
     def write(self, a0: int, value: int) -> None:
         if a0 == 0:
             if value & 0x10:                  # ICW1
-                self.power_on()
+                self.icw1_defaults()
                 self.init_state = 1
                 self.IC4 = bool(value & 0x01)
                 self.SNGL = bool(value & 0x02)
@@ -291,7 +304,7 @@ class PIC(Device):
     def reset(self) -> None:
         for c in (self.master, self.slave):
             c.ELCR = 0
-            c.power_on()
+            c.hardware_reset()
         self.spurious = 0
         self._update()
 

@@ -28,9 +28,18 @@ status byte reports the mode bits as written.
 
 PC wiring: the gates of channels 0 and 1 are tied high; channel 2's gate is port 61h bit 0
 (``PortB``); channel 0 OUT drives IRQ 0 through IRQLines (a rising edge each period); channel 2
-OUT reads back at port 61h bit 5 and, gated by bit 1, drives the speaker.  Reset state follows
-QEMU: all channels in mode 3 with count 65536 and running (channel 2 waits for its gate).
-Reading port 43h (write-only, 3-state) returns FFh.
+OUT reads back at port 61h bit 5 and, gated by bit 1, drives the speaker.  Reading port 43h
+(write-only, 3-state) returns FFh.
+
+Power-on state: "When power is first applied, the 8254 is in an undefined state. The Mode, count
+value, and output of all Counters are undefined" (datasheet, "Programming the 8254"); a counter
+starts counting only once a count has been written after a control word ("Write Operations").
+Aero powers on (and comes out of a hardware reset) with every counter idle: no count loaded, not
+counting, OUT high, reading as mode 3 with LSB/MSB access, CE = 0.  Channel 0 therefore makes no
+IRQ 0 edge until the guest programs it, and channel 2's GATE does not start it either.  (QEMU
+starts all three counters in mode 3 with count 65536, channel 0 ticking at 18.2 Hz from reset;
+Bochs starts them in mode 4 with OUT high, which likewise never pulses until written.)  Every
+firmware Aero boots (its own BIOS, SeaBIOS, the Bochs BIOS) programs channel 0 during POST.
 """
 
 from __future__ import annotations
@@ -95,14 +104,14 @@ class Channel:
         self.rw = 3
         self.bcd = False
         self.CR = 0
-        self.cr_valid = True
+        self.cr_valid = False            # no count written since power-on: idle
         self.write_msb = False           # rw=3: the next write is the MSB
         self.cr_lsb = 0
         self.read_msb = False            # rw=3: the next unlatched read is the MSB
         self.OL = []                     # latched count bytes still to be read
         self.status_latch = None         # latched status byte, or None
         self.gate = self.index != 2
-        self.running = self.gate
+        self.running = False             # undefined until programmed: idle, OUT high
         self.base = edge                 # edge at which the CE was loaded with n (k = 0)
         self.n = 65536
         self.phase0 = 0                  # mode 3: segment starts this many CLKs into a period

@@ -24,9 +24,9 @@ integers) and is written with :mod:`aero.firmware.aml`.
 copied to ``base_address`` (an ACPI-reclaim range in the E820 map; 64-byte aligned because the FACS
 comes first: its 64 bytes at ``offsets["FACS"]`` may be reported as ACPI NVS, the rest as ACPI
 reclaimable), ``rsdp`` is the 36-byte RSDP for a 16-byte boundary in E0000h-FFFFFh (or the first
-KiB of the EBDA), and ``offsets`` maps each table signature to its offset within ``blob``.  MADT and
-MP tables belong to the APIC work: pass them as ``extra_tables`` and they are listed in the RSDT and
-XSDT.
+KiB of the EBDA), and ``offsets`` maps each table signature to its offset within ``blob``.  Extra
+tables (the MADT of an APIC machine: ``build_madt``) are passed as ``extra_tables`` and listed in
+the RSDT and XSDT.
 """
 
 from __future__ import annotations
@@ -262,6 +262,35 @@ def build_fadt(facs_address: int, dsdt_address: int, pmba: int = PMBA) -> bytes:
     t[208:220] = gas(GAS_SYSTEM_IO, PM_TMR_LEN * 8, pm_tmr)             # X_PM_TMR_BLK
     t[220:232] = gas(GAS_SYSTEM_IO, GPE0_BLK_LEN * 8, GPE0_BLK)         # X_GPE0_BLK
     t[232:244] = gas(0, 0, 0)                                           # X_GPE1_BLK
+    return _finish(t)
+
+
+# -- MADT (APIC machines) -------------------------------------------------------------------------
+
+MADT_REVISION = 1                   # ACPI 1.0/2.0 MADT, as QEMU's pc machine emits
+MADT_PCAT_COMPAT = 1                # 5.2.12 Table 5.20: a dual 8259 setup is also installed
+LAPIC_ADDRESS, IOAPIC_ADDRESS, IOAPIC_ID = 0xFEE00000, 0xFEC00000, 1
+# 5.2.12.5 MPS INTI flags: polarity bits 1:0 (01 active high), trigger mode bits 3:2 (11 level)
+MPS_INTI_CONFORMS, MPS_INTI_LEVEL_HIGH = 0x0000, 0x000D
+
+
+def build_madt(cpus: int = 1, sci_irq: int = SCI_INT, level_irqs=LINK_IRQS) -> bytes:
+    """5.2.12 Multiple APIC Description Table for the Aero PC with ``aero.devices.apic`` /
+    ``ioapic``: the local APIC address (FEE00000h) with PCAT_COMPAT; one Processor Local APIC
+    structure per CPU (5.2.12.2: processor UID = APIC ID = n, enabled); the I/O APIC (5.2.12.3:
+    ID 1 at FEC00000h, GSI base 0); interrupt source overrides (5.2.12.5): ISA IRQ 0 -> GSI 2
+    (the PIT reaches I/O APIC pin 2), the SCI (IRQ 9) level-triggered active high, and the ISA
+    IRQs the PCI interrupt links offer (5, 10, 11) level-triggered active high, as QEMU's pc
+    machine declares them (hw/i386/acpi-common.c); a Local APIC NMI structure (5.2.12.7) for
+    LINT1 of all processors (FFh), edge, active high."""
+    t = _header(b"APIC", 0, MADT_REVISION) + struct.pack("<II", LAPIC_ADDRESS, MADT_PCAT_COMPAT)
+    for n in range(cpus):
+        t += struct.pack("<BBBBI", 0, 8, n, n, 1)
+    t += struct.pack("<BBBBII", 1, 12, IOAPIC_ID, 0, IOAPIC_ADDRESS, 0)
+    t += struct.pack("<BBBBIH", 2, 10, 0, 0, 2, MPS_INTI_CONFORMS)
+    for irq in sorted({sci_irq, *level_irqs}):
+        t += struct.pack("<BBBBIH", 2, 10, 0, irq, irq, MPS_INTI_LEVEL_HIGH)
+    t += struct.pack("<BBBHB", 4, 6, 0xFF, 0x0005, 1)
     return _finish(t)
 
 

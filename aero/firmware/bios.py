@@ -58,6 +58,7 @@ from ..display.fonts import FONT8, FONT14, FONT16
 from .acpi import build_tables
 from .bios_disk import DiskServices, Drive
 from .bios_video import VideoServices
+from .mptable import aero_config as aero_mp_config, place_in_rom
 from .smbios import build_smbios
 
 SVC_PORT = 0xEB
@@ -633,9 +634,18 @@ class AeroBIOS(VideoServices, DiskServices, Device):
     # ------------------------------------------------------------------------------------------
     # Boot
     # ------------------------------------------------------------------------------------------
+    # A boot entry tried before the drives, as QEMU's option ROMs with boot index 0 are:
+    # ``aero.build`` sets it for --kernel (aero.firmware.multiboot.load_after_post).  Called at
+    # the end of every POST; returns (CS, IP, SS, SP): the real-mode entry, and where to push it.
+    boot_first = None
+
     def boot(self) -> None:
         """Try the devices in MachineConfig.boot order; jump to the first that boots (through
         the stub's RETF), else print "No bootable device." and halt."""
+        if self.boot_first is not None:
+            seg, off, ss, sp = self.boot_first()
+            self._enter(seg, off, None, ss, sp)
+            return
         for letter in self.m.config.boot.lower():
             entry = None
             if letter == "a":
@@ -653,18 +663,18 @@ class AeroBIOS(VideoServices, DiskServices, Device):
         self.teletype_string("No bootable device.\r\n")
         self._enter(ROM_SEG, self.off["halt_forever"], None)
 
-    def _enter(self, seg: int, off: int, drive) -> None:
-        """Set the boot registers and push seg:off for the stub's RETF."""
+    def _enter(self, seg: int, off: int, drive, ss: int = 0, sp: int = 0x7C00 - 4) -> None:
+        """Set the boot registers and push seg:off at SS:SP for the stub's RETF."""
         cpu = self.cpu
         for r in ("eax", "ebx", "ecx", "esi", "edi", "ebp"):
             self.setreg(r, 0)
         self.setreg("edx", drive or 0)
-        for s in ("ds", "es", "ss"):
+        for s in ("ds", "es"):
             self.setreg(s, 0)
-        sp = 0x7C00 - 4
+        self.setreg("ss", ss)
         self.setreg("esp", sp)
-        self.ww(sp, off)
-        self.ww(sp + 2, seg)
+        self.ww(self.lin(ss, sp), off)
+        self.ww(self.lin(ss, sp + 2), seg)
         cpu.write_flags(F.IF if drive is not None else 0, F.IF | F.DF | F.TF)
 
     def int18(self) -> bool:
@@ -1161,7 +1171,7 @@ def install_aero_bios(machine, rom_path: str = ROM_PATH) -> AeroBIOS:
     base, _ = bios.acpi_range()
     serial = tuple((u.base, u.irq_line) for u in machine.uarts)
     tables = build_tables(base, pci_hole_start=max(machine.bus.ram_size, 0xE0000000),
-                          serial_ports=serial)
+                          serial_ports=serial, extra_tables=machine.acpi_extra_tables)
     if len(tables.blob) <= ACPI_SIZE:
         bios.acpi_blob = tables.blob
         rsdp = tables.rsdp
@@ -1172,7 +1182,14 @@ def install_aero_bios(machine, rom_path: str = ROM_PATH) -> AeroBIOS:
     if len(sm.table) <= size:
         bios.smbios_table = sm.table
         eps = sm.entry_point
-    machine.load_bios(build_rom(rom, rsdp, eps))
+    image = build_rom(rom, rsdp, eps)
+    bios.mptable_address = None
+    if machine.lapic is not None:
+        # APIC machines: the MP table (aero.firmware.mptable), floating pointer and
+        # configuration table, in the ROM's free space below the table at F000:E6F5
+        image, bios.mptable_address = place_in_rom(image, ROM_BASE, bios.off["config_table"],
+                                                   aero_mp_config(machine))
+    machine.load_bios(image)
     bios.rom = machine.bios_image
     machine.aero_bios = bios
     return bios

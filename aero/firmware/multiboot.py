@@ -17,7 +17,8 @@ ROM pc-bios/optionrom/multiboot.S), so a kernel sees the same thing under both:
 * Layout (as QEMU): the kernel image [low, high) is rounded up to a page; after it come the
   module list (16 bytes a module), the command lines (kernel's last), the boot loader name,
   rounded up to a page again; then each module, each starting on a page boundary.  The memory
-  map is at 0x9000 and the information structure at 0x9500 (QEMU's ADDR_E820_MAP/ADDR_MBI).
+  map is at 0x9000 and the information structure at 0x9500 (QEMU's ADDR_E820_MAP/ADDR_MBI)
+  when the kernel leaves that page free (see below when it does not).
 * The kernel command line is ``"<kernel path> <cmdline>"`` and a module's is
   ``"<module path> <args>"`` (just the path when it has no arguments), as QEMU (and GRUB)
   pass them.
@@ -25,19 +26,45 @@ ROM pc-bios/optionrom/multiboot.S), so a kernel sees the same thing under both:
   computed from the memory map exactly as QEMU's option ROM does: the amount of contiguous
   available RAM starting at 1 MiB, in KiB.
 
-Where Aero differs from QEMU (each on purpose, see tests/firmware/test_multiboot.py):
+When it runs (``aero.build``): as under QEMU, after the BIOS's POST.  QEMU's loader is an
+option ROM (multiboot.bin) that SeaBIOS runs as its first boot entry, so the kernel finds what
+POST left: the IVT and BDA, the 8259As at vectors 08h and 70h, the PIT at 18.2 Hz, the BIOS's
+interrupt handlers (a kernel may go back to real mode, or run BIOS code in v86 mode, and enable
+interrupts).  Aero's is the Aero BIOS's first boot entry (``AeroBIOS.boot_first``, set by
+``aero.build`` for --kernel): at the end of every POST (a reset boots the kernel again, as
+QEMU does) ``load_after_post`` writes the plan into RAM, with the BIOS's E820 map, and the BIOS
+jumps in real mode to ``boot_code``, a few instructions in the loader's page that switch to
+protected mode and jump to the kernel in the spec's machine state.  Under SeaBIOS Aero does
+what QEMU does (``add_to_fw_cfg``): SeaBIOS runs an option ROM from fw_cfg
+(firmware/multiboot-rom/mbrom.asm, Aero's own) as its first boot entry; the ROM copies the
+plan into RAM with fw_cfg DMA, replaces the memory map, mem_lower and mem_upper with what
+SeaBIOS reports (E820, INT 12h) and enters the same entry code.  With no firmware
+(``MachineConfig(bios=None)``) ``apply`` puts the CPU straight into that state instead, on a
+machine nothing has set up (the PIC is not programmed: IRQ 0 would arrive at vector 0).
 
-* QEMU asks the BIOS for the memory map (E820) and mem_lower (INT 12h); Aero has no BIOS here,
-  so the caller gives the map (``default_memory_map`` builds the usual PC one).
+Where Aero differs from QEMU (each on purpose, see tests/firmware/test_multiboot.py and
+tests/firmware/test_kernel_after_post.py):
+
+* QEMU's option ROM asks the BIOS for the memory map (E820) and mem_lower (INT 12h); Aero's
+  loader takes the map from the Aero BIOS on the host side (the map INT 15h E820 returns;
+  mem_lower follows from it, as INT 12h's 639 KiB), or from the caller
+  (``default_memory_map`` builds the usual PC one).
 * The boot loader name is "Aero" (QEMU's is "qemu").
 * QEMU always sets MBI flag bit 1 with boot_device 0x8000FFFF; Aero sets it only when the
   caller gives a boot device.
 * QEMU's GDT lives in its option ROM; Aero places the same five descriptors (null, 0x08 flat
   32-bit code, 0x10 flat 32-bit data, 0x18 16-bit code, 0x20 16-bit data) at 0x9600 so that a
   kernel reloading its segment registers finds the descriptors it was started with.  ESP =
-  0x9000 (the spec leaves ESP undefined; the kernel must set up its own stack).
+  0x9000 (the loader's page; the spec leaves ESP undefined: the kernel must set up its own
+  stack).
+* The loader's page (memory map, MBI, GDT, entry code) moves when the kernel or its modules
+  (with the module list and command lines after the kernel) use 0x9000-0x9FFF, e.g. a kernel
+  linked at 0x8000: to the highest free page of available RAM below 640 KiB (0x9E000 on the
+  usual map, just under the EBDA); EBX, mmap_addr, the GDTR and ESP follow it.  QEMU keeps
+  0x9000 and copies the kernel over it: such a kernel boots there with an MBI overwritten by
+  its own command-line page (flags 0).
 * Aero refuses images QEMU would load into the wrong place: a kernel or module outside the
-  available RAM of the memory map, or over the loader's page at 0x9000, is a ValueError.
+  available RAM of the memory map is a ValueError.
 * Header flag bits 3-15 are "required" features this loader (and the specification) does not
   define: such an image is refused, as section 3.1.2 demands.  Bit 2 (video mode) is accepted
   the way QEMU accepts it: the kernel is started in the current (text) mode and the MBI carries
@@ -81,12 +108,20 @@ MBI_BOOT_LOADER_NAME = 1 << 9
 MBI_SIZE = 88                   # up to and including the VBE fields, as QEMU
 MOD_SIZE = 16
 
+# The loader's page: the memory map, the information structure, the GDT and (after a BIOS's
+# POST) the code that enters protected mode.  QEMU's page (0x9000) unless the kernel or its
+# modules use it; then the highest free page below 640 KiB (``_loader_page``).
 MMAP_ADDR = 0x9000              # QEMU's ADDR_E820_MAP
 MMAP_MAX = 0x500                # room up to the information structure
 MBI_ADDR = 0x9500               # QEMU's ADDR_MBI
 GDT_ADDR = 0x9600
-LOADER_AREA = (0x9000, 0xA000)  # the page holding the map, the MBI and the GDT
+LOADER_AREA = (0x9000, 0xA000)  # the default page holding the map, the MBI and the GDT
 INITIAL_ESP = 0x9000
+MBI_OFF, GDT_OFF = MBI_ADDR - MMAP_ADDR, GDT_ADDR - MMAP_ADDR      # offsets in the page
+GDTR_OFF = GDT_OFF + 0x30       # the LGDT operand (limit, base) for the entry code
+BOOT_CODE_OFF = GDT_OFF + 0x40  # the real-mode entry code (``boot_code``)
+FLAGS_STACK_OFF = 0x800         # a scratch stack for the entry code's PUSH/POPFD
+LOW_MEMORY_TOP = 0xA0000        # the entry code runs in real mode: the page is below 640 KiB
 BOOTLOADER_NAME = b"Aero"
 PAGE = 4096
 
@@ -144,6 +179,7 @@ class MultibootPlan:
     header_offset: int
     kind: str                   # "elf" or "aout-kludge"
     warnings: list = field(default_factory=list)
+    loader_base: int = MMAP_ADDR    # the loader's page: map, MBI, GDT, entry code
 
     def __iter__(self):         # writes, state = load(...)
         return iter((self.writes, self.state))
@@ -322,6 +358,22 @@ def _check_ram(avail, start, end, what, name):
                      f"of the memory map")
 
 
+def _loader_page(avail, low: int, end: int) -> int | None:
+    """The loader's page: QEMU's (0x9000) if the kernel and modules [low, end) leave it free,
+    else the highest page of available RAM below 640 KiB that they leave free (the page just
+    under the EBDA on a PC: where a BIOS keeps its own data, and where kernels linked low do
+    not go), never the first page (IVT and BDA).  None if there is no such page."""
+    def free(a):
+        return (not (low < a + PAGE and end > a)
+                and any(s <= a and a + PAGE <= e for s, e in avail))
+    if free(MMAP_ADDR):
+        return MMAP_ADDR
+    for a in range(LOW_MEMORY_TOP - PAGE, 0, -PAGE):
+        if free(a):
+            return a
+    return None
+
+
 def mem_upper_kib(memory_map) -> int:
     """QEMU's option ROM rule: contiguous available RAM (type 1, below 4 GiB) from 1 MiB on,
     in KiB; the map need not be ordered."""
@@ -459,17 +511,18 @@ def load_image(data: bytes, name: str, ram_size: int, cmdline: str = "", modules
 
     # Memory checks: everything we write must land in available RAM, away from our page.
     avail = _merged_available(memory_map, ram_size)
-    _check_ram(avail, LOADER_AREA[0], LOADER_AREA[1], "the loader's area (memory map, boot "
-               "information, GDT)", name)
     _check_ram(avail, low, low + _align(len(image)) + len(meta), "the kernel", name)
     for m in mod_list:
         _check_ram(avail, m.start, _align(m.end) if m.end > m.start else m.start,
                    f"module {m.path!r}", name)
     end_all = low + buf_size
-    if low < LOADER_AREA[1] and end_all > LOADER_AREA[0]:
-        raise ValueError(f"{name}: the kernel and its modules ({low:#x}-{end_all - 1:#x}) "
-                         f"overlap the loader's area {LOADER_AREA[0]:#x}-"
-                         f"{LOADER_AREA[1] - 1:#x}")
+    base = _loader_page(avail, low, end_all)
+    if base is None:
+        raise ValueError(f"{name}: no free 4 KiB page of available RAM below "
+                         f"{LOW_MEMORY_TOP >> 10} KiB for the loader's data (memory map, boot "
+                         f"information, GDT): the kernel and its modules use "
+                         f"{low:#x}-{end_all - 1:#x}")
+    mmap_addr, mbi_addr, gdt_addr = base, base + MBI_OFF, base + GDT_OFF
 
     # Memory map and information structure
     if len(memory_map) * 24 > MMAP_MAX:
@@ -487,30 +540,30 @@ def load_image(data: bytes, name: str, ram_size: int, cmdline: str = "", modules
         flags |= MBI_BOOT_DEVICE
     struct.pack_into("<I", mbi, 0, flags)
     struct.pack_into("<III", mbi, 16, kcmd_addr, len(mod_list), low + off_mbinfo)
-    struct.pack_into("<II", mbi, 44, len(mmap), MMAP_ADDR)
+    struct.pack_into("<II", mbi, 44, len(mmap), mmap_addr)
     struct.pack_into("<I", mbi, 64, loader_addr)
     gdt = b"".join(struct.pack("<Q", d) for d in GDT)
 
     writes = [(low, image + bytes(_align(len(image)) - len(image)) + bytes(meta))]
     writes += mod_writes
-    writes += [(MMAP_ADDR, mmap), (MBI_ADDR, bytes(mbi)), (GDT_ADDR, gdt)]
+    writes += [(mmap_addr, mmap), (mbi_addr, bytes(mbi)), (gdt_addr, gdt)]
 
     segs = {s: (DATA_SEL, 0, 0xFFFFFFFF, FLAT_DATA_ATTR) for s in SEG_ORDER}
     segs["cs"] = (CODE_SEL, 0, 0xFFFFFFFF, FLAT_CODE_ATTR)
     state = {
-        "eax": BOOTLOADER_MAGIC, "ebx": MBI_ADDR, "ecx": entry, "edx": 0,
-        "esp": INITIAL_ESP, "ebp": 0, "esi": 0, "edi": 0,
+        "eax": BOOTLOADER_MAGIC, "ebx": mbi_addr, "ecx": entry, "edx": 0,
+        "esp": base, "ebp": 0, "esi": 0, "edi": 0,
         "eip": entry, "eflags": 0x2,            # IF = 0, DF = 0, VM = 0
         "cr0": 0x11,                            # PE | ET; PG = 0 (QEMU's option ROM: CR0 = 1)
-        "gdtr": (GDT_ADDR, len(gdt) - 1),
+        "gdtr": (gdt_addr, len(gdt) - 1),
         "idtr": (0, 0x3FF),
         "segs": segs,
         "a20": True,
     }
     return MultibootPlan(writes=writes, state=state, entry=entry, kernel_range=(low, high),
-                         modules=mod_list, mbi_addr=MBI_ADDR, mbi_flags=flags,
+                         modules=mod_list, mbi_addr=mbi_addr, mbi_flags=flags,
                          mem_lower=mem_lower, mem_upper=mem_upper, header_flags=hflags,
-                         header_offset=off, kind=kind, warnings=warnings)
+                         header_offset=off, kind=kind, warnings=warnings, loader_base=base)
 
 
 def apply(cpu, bus, plan) -> None:
@@ -534,3 +587,110 @@ def apply(cpu, bus, plan) -> None:
         cpu.set_seg_cache(i, sel, base, limit, attr)
     cpu.eip = st["eip"]
     cpu.mode_changed()
+
+
+# --------------------------------------------------------------------------------------------
+# Booting after a BIOS's POST
+# --------------------------------------------------------------------------------------------
+def boot_code(plan) -> tuple[int, bytes]:
+    """The guest code that starts the kernel from real mode, as QEMU's multiboot option ROM
+    does after SeaBIOS's POST (Aero's own encoding, not QEMU's code): (physical address,
+    bytes), to be placed in the loader's page after the GDT.  It is entered at CS:IP =
+    (page + GDT_OFF) >> 4 : BOOT_CODE_OFF - GDT_OFF and runs::
+
+        cli / cld / o32 lgdt [cs:GDTR]           the plan's GDT (flat 08h code, 10h data)
+        mov eax, CR0-VALUE / mov cr0, eax        PE (and ET); PG stays 0
+        jmp dword 08h:pm                         32-bit flat code
+      pm:
+        mov eax, 10h / mov ds, es, fs, gs, ss    flat data
+        mov esp, SCRATCH / push 2 / popfd        EFLAGS = 2 (IF = DF = VM = 0), the push lands
+                                                 in the loader's page, never in the kernel
+        mov esp, eax, ebx, ecx, edx, esi, edi, ebp   the plan's values (EAX = 2BADB002h,
+        jmp ecx                                      EBX = the MBI, ECX = the entry point)
+
+    so the kernel starts in exactly the plan's state (``plan.state``)."""
+    st = plan.state
+    base = plan.loader_base
+    pm = base + BOOT_CODE_OFF + 26                      # after the 16-bit part below
+    gdtr = struct.pack("<HI", st["gdtr"][1], st["gdtr"][0])
+    code = bytearray()
+    code += b"\xFA\xFC"                                  # cli; cld
+    code += b"\x66\x2E\x0F\x01\x16" + struct.pack("<H", GDTR_OFF - GDT_OFF)  # o32 lgdt cs:[]
+    code += b"\x66\xB8" + struct.pack("<I", st["cr0"])  # mov eax, imm32
+    code += b"\x0F\x22\xC0"                              # mov cr0, eax
+    code += b"\x66\xEA" + struct.pack("<IH", pm, st["segs"]["cs"][0])       # jmp dword sel:pm
+    assert base + BOOT_CODE_OFF + len(code) == pm
+    code += b"\xB8" + struct.pack("<I", st["segs"]["ds"][0])                # mov eax, sel
+    for modrm in (0xD8, 0xC0, 0xE0, 0xE8, 0xD0):         # mov ds/es/fs/gs/ss, ax
+        code += bytes((0x8E, modrm))
+    code += b"\xBC" + struct.pack("<I", base + FLAGS_STACK_OFF)             # mov esp, imm32
+    code += b"\x6A" + bytes((st["eflags"] & 0x7F,)) + b"\x9D"              # push imm8; popfd
+    for opcode, reg in ((0xBC, "esp"), (0xB8, "eax"), (0xBB, "ebx"), (0xB9, "ecx"),
+                        (0xBA, "edx"), (0xBE, "esi"), (0xBF, "edi"), (0xBD, "ebp")):
+        code += bytes((opcode,)) + struct.pack("<I", st[reg] & 0xFFFFFFFF)
+    code += b"\xFF\xE1"                                  # jmp ecx
+    assert st["ecx"] == st["eip"] and st["eflags"] & ~0x7F == 0
+    assert st["segs"]["cs"][0] == CODE_SEL and all(st["segs"][s][0] == DATA_SEL
+                                                      for s in SEG_ORDER if s != "cs")
+    blob = gdtr.ljust(BOOT_CODE_OFF - GDTR_OFF, b"\0") + bytes(code)
+    return base + GDTR_OFF, blob
+
+
+def load_after_post(bus, plan) -> tuple[int, int, int, int]:
+    """The multiboot boot entry of a BIOS (aero.firmware.bios: ``AeroBIOS.boot_first``), run
+    in its boot phase after POST, as QEMU runs its multiboot option ROM after SeaBIOS's POST:
+    write the kernel, modules, memory map, information structure, GDT and the entry code
+    (``boot_code``) into RAM, turn the A20 gate on, and return (CS, IP, SS, SP): where the
+    BIOS jumps in real mode (a RETF frame pushed at SS:SP, inside the loader's page).  The
+    IVT, BDA, PIC, PIT, and everything else POST set up stay as POST left them."""
+    if not bus.a20:
+        bus.set_a20(True)
+    addr, code = boot_code(plan)
+    for a, data in list(plan.writes) + [(addr, code)]:
+        bus.write_bytes(a, data)
+    seg = (plan.loader_base + GDT_OFF) >> 4
+    return seg, BOOT_CODE_OFF - GDT_OFF, plan.loader_base >> 4, FLAGS_STACK_OFF - 4
+
+
+# --------------------------------------------------------------------------------------------
+# Booting under SeaBIOS: an option ROM fed through fw_cfg
+# --------------------------------------------------------------------------------------------
+OPTION_ROM_PATH = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..",
+                                                "firmware", "multiboot-rom", "mbrom.bin"))
+OPTION_ROM_FILE = "genroms/multiboot.bin"        # the fw_cfg name (SeaBIOS runs genroms/*)
+FW_CFG_KERNEL_DATA = 0x11                        # the item the ROM reads
+
+
+def option_rom(path: str = OPTION_ROM_PATH) -> bytes:
+    """firmware/multiboot-rom/mbrom.bin with its checksum byte set (all bytes sum to 0)."""
+    try:
+        with open(path, "rb") as f:
+            rom = bytearray(f.read())
+    except OSError as e:
+        raise ValueError(f"the multiboot option ROM {path} cannot be read ({e.strerror}): "
+                         f"install Aero from its checkout") from None
+    rom[-1] = (-sum(rom[:-1])) & 0xFF
+    return bytes(rom)
+
+
+def rom_blob(plan) -> bytes:
+    """What the option ROM reads from fw_cfg item 11h (see mbrom.asm): the entry code's
+    real-mode CS:IP, the MBI and memory-map addresses, then every part to copy (the plan's
+    writes and the entry code) as address, length, bytes."""
+    addr, code = boot_code(plan)
+    parts = list(plan.writes) + [(addr, code)]
+    base = plan.loader_base
+    out = bytearray(struct.pack("<HHIII", BOOT_CODE_OFF - GDT_OFF, (base + GDT_OFF) >> 4,
+                                plan.mbi_addr, base, len(parts)))
+    for a, data in parts:
+        out += struct.pack("<II", a, len(data)) + bytes(data)
+    return bytes(out)
+
+
+def add_to_fw_cfg(fw_cfg, plan) -> None:
+    """Hand the kernel to SeaBIOS as QEMU does: the option ROM as fw_cfg file
+    genroms/multiboot.bin, first in "bootorder" (SeaBIOS boots it before any drive), and the
+    data it loads as item 11h.  Call before the firmware runs."""
+    fw_cfg.add_item(FW_CFG_KERNEL_DATA, rom_blob(plan))
+    fw_cfg.add_file(OPTION_ROM_FILE, option_rom())
+    fw_cfg.add_file("bootorder", f"/rom@{OPTION_ROM_FILE}\n".encode())

@@ -32,9 +32,8 @@ An instruction whose fetch faults (a #PF or #GP before it is decoded) counts one
 instruction count but belongs to no block: the exception hook notices that no block entry
 covers it and adds it with length 0.
 
-A machine reset sets the CPU's instruction count back to 0; the trace's count goes on (the
-capture wraps ``Machine.reset`` while it runs, and adds the count each reset ended at to what
-follows), and the reset is an event.
+The instruction count runs on across machine resets (``Machine.reset``), so the trace's count
+is the CPU's; each reset is an event (the capture wraps ``Machine.reset`` while it runs).
 
 The sink receives ``add(table, columns)`` with numpy columns (``aero.trace.tracefile``'s
 tables); ``TraceWriter`` is one.  ``Capture.stop()`` returns the totals for the trace's header.
@@ -116,7 +115,6 @@ class Capture:
         self._events: list = []
         self._cur = [0]                  # position of the running instruction in its block
         self._last = None                # the last block entry flushed (bid, icount, cs)
-        self._base = 0                   # trace count = CPU count + base (see _on_reset)
         self._resets = 0
         self._hooks: list = []
         self._tick_fn = self._tick          # one bound method, so that cancel_timers finds it
@@ -173,7 +171,7 @@ class Capture:
         if cpu.cache.transform == self._transform:
             cpu.cache.set_transform(None)
         self.m.__dict__.pop("reset", None)
-        self.end = cpu.icount + self._base
+        self.end = cpu.icount
         self.totals["resets"] = self._resets
         self.totals["blocks"] = len(self._bstart)
         return self.totals
@@ -379,7 +377,7 @@ class Capture:
                     return
             elif 0 <= k < n:
                 return
-        if x + self._base < self.first:
+        if x < self.first:
             return
         pbid = self._pseudo.get(pc)
         if pbid is None:
@@ -398,18 +396,11 @@ class Capture:
                                cpu.cr0, cpu.cr2, cpu.cr3, cpu.cr4))
 
     def _on_reset(self) -> None:
-        """A machine reset (a triple fault, port 92h/CF9h, the keyboard controller) sets the
-        CPU's instruction count back to 0; the trace's count goes on.  Each list gets a marker
-        with the count reached, and ``_flush`` adds the counts of the resets before a row."""
-        cpu = self.cpu
-        pre = cpu.icount
-        self._entries.extend((-1, pre, 0))
-        self._acc.extend((-1, pre, 0, 0))
-        if self.registers:
-            self._regs.extend((-1, pre) + (0,) * 17)
-        self._io.append(("reset", pre))
-        self._events.append(("reset", pre))
+        """A machine reset (a triple fault, port 64h/92h/CF9h): an event at the count of the
+        first instruction after it (the count runs on across resets)."""
         self._resets += 1
+        self._events.append((self.cpu.icount, "reset", None, None, 0, 0xFFF0, None, None, None,
+                             f"machine reset (the {_ordinal(self.m.resets + 1)} since power-on)"))
 
     def _on_mode(self, m, ch) -> None:
         self._event("mode", text=f"{_mode(ch.old)} -> {_mode(ch.new)}")
@@ -444,7 +435,6 @@ class Capture:
     def _flush(self) -> None:
         cpu = self.cpu
         sink = self.sink
-        base0 = self._base
         if self._code_rows:
             rows = self._code_rows
             self._code_rows = []
@@ -455,29 +445,24 @@ class Capture:
         if self._entries:
             e = np.array(self._entries, dtype=np.int64).reshape(-1, 3)
             self._entries.clear()               # in place: the wrappers hold its extend
-            mark = e[:, 0] < 0
-            ic_all = _rebased(e[:, 1], mark, base0)
-            self._base = base0 + int(e[mark, 1].sum())
-            e, ic = e[~mark], ic_all[~mark]
+            ic = e[:, 1]
             if len(e):
                 self._last = tuple(int(v) for v in e[-1])
             bid, cs = e[:, 0], e[:, 2]
             # entries are in execution order; a later entry at the same count (a block stopped
             # before its first instruction, then entered again) replaces an earlier one
-            d = np.diff(ic, append=cpu.icount + self._base)
+            d = np.diff(ic, append=cpu.icount)
             keep = d > 0
             if not keep.all():
                 bid, ic, cs, d = bid[keep], ic[keep], cs[keep], d[keep]
             if len(d):
-                self._expand(bid, ic, cs, d, base0)
+                self._expand(bid, ic, cs, d)
         elif self.registers:
             self._regs.clear()
         if self._acc:
             a = np.array(self._acc, dtype=np.int64).reshape(-1, 4)
             self._acc.clear()
-            mark = a[:, 0] < 0
-            ic = _rebased(np.where(mark, a[:, 1], a[:, 0]), mark, base0)
-            a, ic = a[~mark], ic[~mark]
+            ic = a[:, 0]
             f = a[:, 3]
             sink.add("memory", {"icount": ic.astype(np.uint64),
                                 "address": (a[:, 1] & M32).astype(np.uint32),
@@ -486,7 +471,7 @@ class Capture:
                                 "write": (f & _W) != 0, "system": (f & _SYS) != 0})
             self.totals["memory"] += len(a)
         if self._io:
-            rows = _rebased_rows(self._io, base0)
+            rows = self._io
             self._io = []
             if rows:
                 sink.add("io", {"icount": np.array([r[0] for r in rows], dtype=np.uint64),
@@ -496,14 +481,14 @@ class Capture:
                                 "write": np.array([r[4] for r in rows], dtype=bool)})
                 self.totals["io"] += len(rows)
         if self._events:
-            rows = _rebased_rows(self._events, base0, keep_resets=True)
+            rows = self._events
             self._events = []
             names = ("icount", "kind", "vector", "error_code", "cs", "eip", "return_pc", "eax",
                      "cr2", "text")
             sink.add("events", {n: [r[i] for r in rows] for i, n in enumerate(names)})
             self.totals["events"] += len(rows)
 
-    def _expand(self, bid, ic, cs, d, base0) -> None:
+    def _expand(self, bid, ic, cs, d) -> None:
         """Block entries (number, trace count, CS, instructions retired) -> instruction rows."""
         pc_t, len_t, eip_t, bstart, bn = self._tables()
         n = bn[bid]
@@ -518,19 +503,15 @@ class Capture:
         cols = {"icount": icounts, "pc": pc_t[flat], "cs": cs[which].astype(np.uint16),
                 "length": len_t[flat]}
         if self.registers:
-            cols.update(self._register_columns(int(ic[0]), int(ic[0]) + total, eip_t[flat],
-                                               base0))
+            cols.update(self._register_columns(int(ic[0]), int(ic[0]) + total, eip_t[flat]))
         self.sink.add("instructions", cols)
         self.totals["instructions"] += total
 
-    def _register_columns(self, lo: int, hi: int, eips, base0: int) -> dict:
+    def _register_columns(self, lo: int, hi: int, eips) -> dict:
         r = np.array(self._regs, dtype=np.int64).reshape(-1, 19) if self._regs else \
             np.zeros((0, 19), dtype=np.int64)
         self._regs.clear()
-        mark = r[:, 0] < 0
-        ic = _rebased(np.where(mark, r[:, 1], r[:, 0]), mark, base0)
-        r, ic = r[~mark], ic[~mark]
-        r[:, 0] = ic
+        ic = r[:, 0]
         r = r[(ic >= lo) & (ic < hi)]
         # the last capture at a count wins (an instruction a hook stopped before ran later)
         rev = r[::-1]
@@ -553,27 +534,8 @@ class Capture:
         return cols
 
 
-def _rebased(ic, mark, base0: int):
-    """Trace counts for rows of CPU counts ``ic`` where ``mark`` rows are machine resets (their
-    ``ic``: the CPU count the reset ended): each row gets base0 plus the counts of the resets
-    before it."""
-    return ic + base0 + np.cumsum(np.where(mark, ic, 0))
-
-
-def _rebased_rows(rows, base0: int, keep_resets: bool = False) -> list:
-    """Python rows whose first item is a CPU count, with ("reset", count) markers: rows with trace
-    counts (markers become ``reset`` events with ``keep_resets``, else are dropped)."""
-    out = []
-    base = base0
-    for r in rows:
-        if r[0] == "reset":
-            base += r[1]
-            if keep_resets:
-                out.append((base, "reset", None, None, 0, 0xFFF0, None, None, None,
-                            f"machine reset after {r[1]} instructions"))
-            continue
-        out.append((r[0] + base,) + tuple(r[1:]))
-    return out
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
 
 
 def _mode(m) -> str:

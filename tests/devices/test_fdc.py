@@ -330,9 +330,13 @@ def test_end_of_track_without_tc(rig):
 
 def test_read_errors(rig):
     rig.program_dma(0x3000, 512)
-    assert rig.read_data(3, 0, 1) == [0x40, 0x04, 0x10, 3, 0, 1, 2]   # ND + wrong cylinder
-    assert rig.read_data(0xFF, 0, 1) == [0x40, 0x04, 0x02, 0xFF, 0, 1, 2]  # bad cylinder
-    assert rig.read_data(0, 0, 19) == [0x40, 0x04, 0, 0, 0, 19, 2]    # no such sector
+    # another cylinder: an implied seek (as QEMU and Bochs, whatever EIS says), ST0 SE
+    assert rig.read_data(3, 0, 1) == [0x20, 0, 0, 3, 0, 2, 2]
+    rig.program_dma(0x3000, 512)
+    # a cylinder beyond the medium: the seek happens, no address mark is found there
+    assert rig.read_data(0xFF, 0, 1) == [0x60, 0x01, 0, 0xFF, 0, 1, 2]
+    assert rig.read_data(0, 0, 19) == [0x60, 0x04, 0, 0, 0, 19, 2]   # seek back; no sector 19
+    assert rig.read_data(0, 0, 19) == [0x40, 0x04, 0, 0, 0, 19, 2]   # no seek: SE clear
     assert rig.read_data(0, 0, 1, n=3) == [0x40, 0x04, 0, 0, 0, 1, 3]  # wrong size code
     assert rig.read_data(0, 1, 1, head=0)[:2] == [0x40, 0x04]         # H ID != head
     assert rig.read_data(0, 0, 1, op=0x06)[:3] == [0x40, 0x01, 0x00]  # FM: missing AM

@@ -396,4 +396,5 @@ def test_reset():
     r = Rig()
     r.irq.set(3, True)
     r.pic.reset()
-    assert not r.intr and r.pic.master.IMR == 0 and r.pic.master.vector_base == 0
+    # a hardware reset: every request masked until the guest programs the pair (power-on state)
+    assert not r.intr and r.pic.master.IMR == 0xFF and r.pic.master.vector_base == 0

@@ -465,11 +465,13 @@ def test_summary_and_reset_state():
     r = Rig()
     s = r.pit.summary()
     assert s["ch0.mode"].startswith("3") and s["ch0.GATE"] == 1 and s["ch2.GATE"] == 0
-    assert s["irq0"].startswith("18.2")
+    assert s["irq0"] == "-"                          # idle until a count is written
+    r.program(0, 3, 65536 & 0xFFFF)
+    assert r.pit.summary()["irq0"].startswith("18.2")
     r.program(0, 2, 100)
     assert "NULL" in r.pit.summary()["ch0.flags"]
     r.pit.reset()
-    assert r.pit.channels[0].mode == 3
+    assert r.pit.channels[0].mode == 3 and r.pit.summary()["irq0"] == "-"
 
 
 def test_non_integer_tick_ratio_edges_are_exact():

@@ -823,11 +823,6 @@ KNOWN = {
     "read data to end of track[1]": QEMU_EOT,
     "read id[5]": "the sector passing under the head next is model specific",
     "sector 19[1]": "a sector number beyond the track: QEMU EC, the data sheet ND (no data)",
-    "wrong cylinder[0]": "QEMU always seeks implicitly (EIS); the data sheet resets EIS to 0, "
-                         "so the ID's cylinder does not match: ND + WC",
-    "wrong cylinder[1]": "as above",
-    "wrong cylinder[2]": "as above",
-    "wrong cylinder[5]": "as above",
     "standby immediate status": "QEMU leaves DSC (obsolete) clear after STANDBY/IDLE",
     "idle immediate status": "as above",
     "check power mode standby count": "QEMU does not model power states (always FFh); "

@@ -431,8 +431,6 @@ GOOD = [(0x100000, 0x100000, b"\x90" * 16, 16, 5)]
     (elf32([(0x3000000, 0x3000000, b"\x90" * 16, 16, 5)], 0x3000000), "outside RAM"),
     (elf32([(0xFFFFFFF0, 0xFFFFFFF0, b"\x90" * 16, 32, 5)], 0xFFFFFFF0), "beyond 4 GiB"),
     (elf32([(0xA0000, 0xA0000, b"\x90" * 16, 16, 5)], 0xA0000), "outside the available RAM"),
-    (elf32([(0x9000, 0x9000, b"\x90" * 16, 16, 5)], 0x9000), "loader's area"),
-    (elf32([(0x8000, 0x8000, b"\x90" * 16, 0x1800, 5)], 0x8000), "loader's area"),
     (aout(header_addr=0xFFFF0), "header_addr"),
     (aout(prefix=16, header_addr=0x100000 + 32), "beyond the header's file offset"),
     (aout(load_end=0xFFFF0), "load_end_addr"),

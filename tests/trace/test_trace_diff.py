@@ -255,8 +255,8 @@ RESET_GUEST = os.path.join(HERE, "guests", "resetguest.bin")
 
 
 def test_counts_go_on_across_machine_resets(tmp_path):
-    """Two triple faults reset the machine (the CPU's count restarts at 0); the trace's count
-    goes on, each reset is an event, and QEMU's log, which goes on too, still lines up."""
+    """Two triple faults reset the machine; the instruction count runs on across them, each
+    reset is an event, and QEMU's log, which goes on too, still lines up."""
     p = str(tmp_path / "reset.trace")
     assert main(["trace", "record", p, "--bios", RESET_GUEST, "--registers", "--headless",
                  "--serial", "none", "--max-instructions", "10000"]) == 1

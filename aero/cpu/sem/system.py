@@ -27,10 +27,12 @@ _GP, _UD, _NP = 13, 6, 11
 # ---- CPUID ------------------------------------------------------------------------------------
 CPUID_SIGNATURE = 0x00000663          # family 6, model 6, stepping 3
 # CPUID.1:EDX: DE(2) PSE(3) TSC(4) MSR(5) PAE(6) CX8(8) SEP(11) PGE(13) CMOV(15).
-# Not claimed: FPU(0, no x87 yet), VME(1, CR4.VME not implemented), MCE, APIC, MTRR, PAT, PSE-36,
+# Not claimed: FPU(0, no x87 yet), VME(1, CR4.VME not implemented), MCE, APIC (claimed only on
+# machines built with an APIC: sys_cpuid), MTRR, PAT, PSE-36,
 # MMX, FXSR, SSE*.
 CPUID_1_EDX = (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 8) | (1 << 11) | \
     (1 << 13) | (1 << 15)
+CPUID_APIC = 1 << 9                   # CPUID.1:EDX.APIC, set by sys_cpuid on APIC machines
 CPUID_80000001_EDX = 1 << 20          # NX (EFER.NXE with PAE paging)
 CPUID_BRAND = b"Aero Workbench virtual i686 CPU".ljust(48, b"\0")
 
@@ -58,7 +60,15 @@ def sys_cpuid_values(leaf: int):
 
 def sys_cpuid(cpu):
     R = cpu.R
-    R[0], R[3], R[1], R[2] = sys_cpuid_values(R[0])
+    leaf = R[0]
+    R[0], R[3], R[1], R[2] = sys_cpuid_values(leaf)
+    # -- APIC (aero.devices.apic): CPUID.1:EDX.APIC (bit 9) while IA32_APIC_BASE.EN is set,
+    # EBX[31:24] the initial APIC ID.  No APIC: as before.
+    apic = cpu.apic
+    if apic is not None and not (0x80000000 <= leaf <= 0x80000004) and leaf != 0:
+        R[3] |= apic.initial_id << 24
+        if apic.enabled:
+            R[2] |= CPUID_APIC
 
 
 TEMPLATES["CPUID"] = "sys_cpuid(cpu)\n"
@@ -164,6 +174,21 @@ d = $A
 s = $B
 if (d & 3) < (s & 3):
     $A = (d & 0xFFFC) | (s & 3)
+    cpu.set_arith(ZF, ZF)
+else:
+    cpu.set_arith(0, ZF)
+"""
+# The memory form writes only when the RPL is raised: "Otherwise, the ZF flag is cleared and no
+# change is made to the destination operand" (SDM Vol. 2, ARPL; the 80386 PRM raises #GP(0) "if
+# the result is in a nonwritable segment").  So the destination is read as data (not with write
+# intent, which would fault in a read-only segment or page) and written only when ZF becomes 1.
+# Bochs (read_RMW) and QEMU (an unconditional store) write it either way.
+TEMPLATES["ARPL@m"] = """
+sys_pm_only(cpu)
+d = rd16($SEG, $EA)
+s = $B
+if (d & 3) < (s & 3):
+    wr16($SEG, $EA, (d & 0xFFFC) | (s & 3))
     cpu.set_arith(ZF, ZF)
 else:
     cpu.set_arith(0, ZF)
@@ -306,6 +331,7 @@ TEMPLATES["INVD"] = "sys_priv0(cpu)\n"
 TEMPLATES["WBINVD"] = "sys_priv0(cpu)\n"
 
 # ---- time stamp counter, MSRs, SYSENTER/SYSEXIT -----------------------------------------------
+MSR_APIC_BASE = 0x1B
 MSR_TSC, MSR_SYSENTER_CS, MSR_SYSENTER_ESP, MSR_SYSENTER_EIP, MSR_EFER = (
     0x10, 0x174, 0x175, 0x176, 0xC0000080)
 EFER_NXE = 0x800
@@ -328,6 +354,8 @@ def sys_rdmsr(cpu):
         v = cpu.sysenter[n - MSR_SYSENTER_CS]
     elif n == MSR_EFER:
         v = cpu.efer
+    elif n == MSR_APIC_BASE and cpu.apic is not None:       # IA32_APIC_BASE (APIC machines)
+        v = cpu.apic.read_base_msr()
     else:
         raise CPUFault(_GP, 0)
     cpu.R[0] = v & 0xFFFFFFFF
@@ -347,6 +375,9 @@ def sys_wrmsr(cpu):
         if v & ~EFER_NXE:
             raise CPUFault(_GP, 0)
         cpu.efer = v
+    elif n == MSR_APIC_BASE and cpu.apic is not None:       # IA32_APIC_BASE (APIC machines)
+        if not cpu.apic.write_base_msr(v):
+            raise CPUFault(_GP, 0)
     else:
         raise CPUFault(_GP, 0)
 

@@ -1,7 +1,7 @@
 ; resetguest.asm - a bare 64 KiB firmware guest that resets the machine twice by triple fault
 ; (INT3 with an empty real-mode IVT: #GP, #DF, shutdown), counting the resets in RAM, then exits
-; through isa-debug-exit (port 0x501).  For `aero trace`: the CPU's instruction count restarts at
-; every reset, a trace's goes on; QEMU resets on a triple fault too, so the logs still line up.
+; through isa-debug-exit (port 0x501).  For `aero trace`: the instruction count runs on across
+; resets, each reset is an event; QEMU resets on a triple fault too, so the logs still line up.
 ;
 ; Build: nasm -f bin -o resetguest.bin resetguest.asm
 
