@@ -203,12 +203,25 @@ def kernel_cpu(name: str, variant: str = "plain"):
     """A CPU with kernel ``name`` loaded: "plain" (a bare CPU, the interpreter), "jit" (the
     same with the JIT tier at its default threshold), "hooks" (a machine's CPU with
     an exec hook and a write hook, through ``aero.hooks``), "dr" (the guest's DR0 execute and
-    DR1 write breakpoints enabled).  The hooks and breakpoints are on untouched addresses."""
+    DR1 write breakpoints enabled), "callback" / "callback-interp" (an exec hook calling a
+    Python function before every instruction, JIT on / off).  The hooks and breakpoints are on
+    untouched addresses."""
     if variant == "hooks":
         m = Machine(MachineConfig(bios=None, memory=4, jit="off"))
         cpu = set_flat32(m.cpu)
         m.hooks.exec(lambda mm, a: True, UNTOUCHED)
         m.hooks.mem_write(lambda mm, acc: True, UNTOUCHED + 0x800, UNTOUCHED + 0x804)
+    elif variant in ("callback", "callback-interp"):
+        # a Python callback before every instruction (a tracer, a profiler), JIT on or off
+        m = Machine(MachineConfig(bios=None, memory=4,
+                                  jit="on" if variant == "callback" else "off",
+                                  jit_threshold=JIT_THRESHOLD))
+        cpu = set_flat32(m.cpu)
+        calls = [0]
+
+        def every(mm, a):
+            calls[0] += 1
+        m.hooks.exec(every)
     else:
         cpu = flat32(4 << 20)
         if variant == "jit":
@@ -462,14 +475,17 @@ def main(seconds: float = 2.0, kernels=None, boot: bool = False, machine: bool =
             print(f"aero bench: guest MIPS per tier, CPython {figures['python']}, {seconds:g} s "
                   "per kernel and variant (best of interleaved rounds)")
             print(f"  {'kernel':10} {'interp':>7} {'jit':>7} {'jit/int':>8} {'hooks':>7} "
-                  f"{'guest DR':>9}   (hooks, DR: interpreter, ratio to plain)")
+                  f"{'guest DR':>9} {'cb int':>7} {'cb jit':>7}   (hooks, DR: interpreter, "
+                  "ratio to plain; cb: MIPS with a callback on every instruction)")
             figures["kernels"] = {}
             for n in names:
-                best = compare_variants(n, ("plain", "jit", "hooks", "dr"), seconds)
+                best = compare_variants(n, ("plain", "jit", "hooks", "dr", "callback-interp",
+                                            "callback"), seconds)
                 figures["kernels"][n] = best
                 print(f"  {n:10} {best['plain']:7.2f} {best['jit']:7.2f} "
                       f"{best['jit'] / best['plain']:8.2f} {best['hooks'] / best['plain']:7.3f} "
-                      f"{best['dr'] / best['plain']:9.3f}")
+                      f"{best['dr'] / best['plain']:9.3f} {best['callback-interp']:7.2f} "
+                      f"{best['callback']:7.2f}")
     except AssertionError as e:
         print(f"  FAILED: {e}")
         return 1

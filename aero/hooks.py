@@ -183,22 +183,45 @@ class Hooks:
     def _exec_fire(self, hook: Hook, physical: bool):
         hooks = self
 
-        def fire(cpu, lin, phys):
-            if cpu.hook_skip or hooks.muted and hook not in hooks.unmuted:
-                return
-            hook.hits += 1
-            try:
-                r = hook.fn(hooks.machine, phys if physical else lin)
-            except Exception as e:          # carried out of run_until at the stop
-                hooks.error = hooks.error or e
-                r = True
+        # called before every instruction the point covers (in the JIT's translations too):
+        # the callback, the machine and the address choice are bound once
+        fn, machine = hook.fn, hooks.machine
+
+        def stop(cpu, r):
             if r is AFTER:
                 hooks._stop_after(hook)
-            elif r:
+            else:
                 cpu.hook_stop = hook
                 cpu.hook_before = True
                 cpu.attn = True
                 raise BlockExit()
+
+        def failed(cpu, e):                 # carried out of run_until at the stop
+            hooks.error = hooks.error or e
+            stop(cpu, True)
+
+        if physical:
+            def fire(cpu, lin, phys):
+                if cpu.hook_skip or hooks.muted and hook not in hooks.unmuted:
+                    return
+                hook.hits += 1
+                try:
+                    r = fn(machine, phys)
+                except Exception as e:
+                    return failed(cpu, e)
+                if r:
+                    stop(cpu, r)
+        else:
+            def fire(cpu, lin, phys):
+                if cpu.hook_skip or hooks.muted and hook not in hooks.unmuted:
+                    return
+                hook.hits += 1
+                try:
+                    r = fn(machine, lin)
+                except Exception as e:
+                    return failed(cpu, e)
+                if r:
+                    stop(cpu, r)
         return fire
 
     def _add_point(self, hook: Hook, pt: ExecPoint) -> Hook:

@@ -254,7 +254,7 @@ class CodeCache:
         start_page = (base + eip) >> 12
         max_off = eip
         ends = None
-        any_hooked = False
+        hookpts = {}                                # instruction index -> (points, lin, phys)
         while True:
             phys_of = []
 
@@ -283,7 +283,7 @@ class CodeCache:
                 hit = points.at(lin, phys_of[0][1], first=not ops, ins=ins)
                 if hit:
                     op = hooked(op, hit, cpu, eip, lin, phys_of[0][1])
-                    any_hooked = True
+                    hookpts[len(ops)] = (tuple(hit), lin, phys_of[0][1])
             insns.append(ins)
             eips.append(eip)
             iphys.append(phys_of[0][1])
@@ -314,7 +314,9 @@ class CodeCache:
         # register the code bytes for self-modifying-code detection
         for a in code_bytes:
             self._mark_byte(a, blk)
-        blk.hooked = any_hooked
+        # the exec points compiled into it (the JIT compiles them into its translation too), or
+        # False; a transform that rewrites ``ops`` sets True (the block then stays interpreted)
+        blk.hooked = hookpts or False
         if self.transform is not None:
             self.transform(blk)
         self.blocks[pkey] = blk

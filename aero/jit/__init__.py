@@ -5,7 +5,9 @@ With a ``JIT`` attached to the code cache (``CodeCache.jit``), new blocks count 
 at ``threshold`` a block is translated and its ``Unit`` takes its place in the cache (the jump
 cache, the physical index, the per-page sets that invalidation uses), so everything that
 invalidates blocks invalidates units the same way.  Blocks that end in a REP string instruction
-and blocks with hooks compiled in stay interpreted.
+and blocks whose operations a transform rewrote (``hooked is True``: an execution tracer) stay
+interpreted; exec points (hooks, guest instruction breakpoints) are compiled into the
+translation as into the interpreter's closures.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ class JIT:
 
     def adopt(self, blk) -> None:
         """A block the code cache just decoded: count it, if it may be translated."""
-        if blk.rep or blk.hooked:
+        if blk.rep or blk.hooked is True:
             return
         blk.hits = 0
         blk.__class__ = CountingJumpBlock if isinstance(blk, JumpBlock) else CountingBlock
@@ -70,7 +72,7 @@ class JIT:
         if blk.gen != gen:
             return None
         try:
-            blocks = form(cpu.cache, blk, lambda b: not b.rep and not getattr(b, "hooked", False)
+            blocks = form(cpu.cache, blk, lambda b: not b.rep and getattr(b, "hooked", False) is not True
                           and b.gen == gen)
             unit = Unit(cpu, blocks)
         except Exception as e:                  # noqa: BLE001 (the interpreter goes on with it)

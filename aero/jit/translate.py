@@ -178,6 +178,20 @@ def specialise_branch(prev: str, jcc: str) -> str:
     return f"{c.group(1)} = {c.group(2)} if {test} else {c.group(4)}"
 
 
+def hook_prefix(ins, at, literal) -> str:
+    """The exec points (``aero.cpu.hookpoints``) that fire before ``ins``, as the interpreter's
+    ``hooked`` closure runs them: EIP set to the instruction, each point's ``fire`` called.  The
+    call makes the instruction opaque (registers written back before it, read again after it),
+    keeps the flags stored before it live and its branch unspecialised, so a callback sees and
+    may change the state exactly as in the interpreter; a stop (``BlockExit``) or a guest
+    breakpoint (``CPUFault``) is attributed to the instruction as any fault is."""
+    if not at:
+        return ""
+    pts, lin, phys = at
+    return f"cpu.eip = {ins.eip:#x}\n" + "".join(
+        f"{literal(p.fire)}(cpu, {lin:#x}, {phys:#x})\n" for p in pts)
+
+
 def translate(blocks, code32: bool, entry_eip: int) -> Translation:
     """The factory source for ``blocks`` (the first is the entry)."""
     t = Translation()
@@ -198,20 +212,30 @@ def translate(blocks, code32: bool, entry_eip: int) -> Translation:
     hoist: set[str] = set()
     for blk in blocks:
         out = []
-        for ins in blk.insns:
+        points = blk.hooked or {}
+        for k, ins in enumerate(blk.insns):
+            at = points.get(k)
             sel = codegen.select(ins)
             if sel[0] == "fault":
-                out.append((ins, f"fault {sel[1]}", f"raise CPUFault({sel[1]})"))
+                out.append((ins, f"fault {sel[1]}", hook_prefix(ins, at, literal) +
+                            f"raise CPUFault({sel[1]})"))
                 continue
             _, name, src, _ = sel
             body, params, _ = codegen.expand(ins, code32, src)
             body = _PARAM.sub(lambda m: literal(params[int(m.group(1))]), body)
             body = body.replace("cf_source(cpu)", _CF_SOURCE)
+            body = hook_prefix(ins, at, literal) + body
             regs.update(int(r) for r in _REG.findall(body))
             hoist.update(h for h in _HOIST if h + "(" in body)
             out.append((ins, name, body))
         expanded.append(out)
-    if any(opaque(b) for out in expanded for _, _, b in out):
+    # many exec points (a callback on every instruction): the registers stay in cpu.R, as in the
+    # interpreter, rather than go back and forth around every call
+    hooked = sum(len(b.hooked) for b in blocks if b.hooked)
+    direct = hooked * 4 > sum(b.count for b in blocks)
+    if direct:
+        regs = set()
+    elif any(opaque(b) for out in expanded for _, _, b in out):
         regs = set(range(8))
     elif any(stacky(b) for out in expanded for _, _, b in out):
         regs.add(4)
@@ -250,7 +274,10 @@ def translate(blocks, code32: bool, entry_eip: int) -> Translation:
                     body = "pass"
             op = opaque(body)
             st = not op and stacky(body)
-            if op:
+            if direct:
+                t.flushed.append(())             # no register in a local: cpu.R is current
+                st = False
+            elif op:
                 t.flushed.append(regs)
                 if store:
                     emit(store)

@@ -5,6 +5,7 @@ and a stop lands on the exact instruction boundary.
 The reference for "the exact boundary" is the machine stepped one instruction at a time
 (``Machine.step``), which runs instructions alone from their blocks, while hooks are compiled
 into whole blocks: two mechanisms that must agree on the instruction count and the state hash.
+Every test runs with the interpreter alone and with the JIT translating every block at once.
 """
 
 import os
@@ -18,10 +19,14 @@ from aero.config import FIRMWARE
 from aero.faults import PF
 
 
-@pytest.fixture
-def scenario(tmp_path):
+@pytest.fixture(params=["interpreter", "jit-at-once"])
+def scenario(tmp_path, request):
+    """The scenario's machine, run by the interpreter alone or with the JIT translating every
+    block on first sight (exec hooks are then compiled into the translations)."""
+    tier = {"interpreter": {"jit": "off"}, "jit-at-once": {"jit_threshold": 0}}[request.param]
+
     def make(name, **settings):
-        return S.build(S.load(name), str(tmp_path), **settings)
+        return S.build(S.load(name), str(tmp_path), **{**tier, **settings})
     return make
 
 
