@@ -108,6 +108,12 @@ class MachineConfig:
             name = self.bios if isinstance(self.bios, str) else "ROM"
             raise ConfigError(f"--kernel boots after the POST of the Aero BIOS or SeaBIOS; it "
                               f"cannot be used with --bios {name}")
+        if self.apic and self.bios == "bochs":
+            # the Bochs BIOS software-enables the local APIC but leaves LINT0 masked (no
+            # virtual wire), so no 8259A interrupt ever reaches the CPU: its POST waits forever
+            # for a timer tick (qemu-system-i386 7.2 hangs the same way)
+            raise ConfigError("--apic cannot be used with --bios bochs: the Bochs BIOS leaves "
+                              "the local APIC's LINT0 masked and hangs waiting for the timer")
         if (self.cmdline is not None or self.module) and not self.kernel:
             raise ConfigError("--cmdline and --module need --kernel")
 

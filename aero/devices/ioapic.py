@@ -74,7 +74,7 @@ class IOAPIC(Device, MMIOHandler):
     name = "ioapic"
     STATE_VERSION = 1
 
-    def __init__(self, bus=None, lapic=None, base: int = DEFAULT_BASE, apic_id: int = 1):
+    def __init__(self, bus=None, lapic=None, base: int = DEFAULT_BASE, apic_id: int = 0):
         self.lapic = lapic
         self.base = base
         self.initial_id = apic_id

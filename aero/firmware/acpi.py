@@ -269,7 +269,8 @@ def build_fadt(facs_address: int, dsdt_address: int, pmba: int = PMBA) -> bytes:
 
 MADT_REVISION = 1                   # ACPI 1.0/2.0 MADT, as QEMU's pc machine emits
 MADT_PCAT_COMPAT = 1                # 5.2.12 Table 5.20: a dual 8259 setup is also installed
-LAPIC_ADDRESS, IOAPIC_ADDRESS, IOAPIC_ID = 0xFEE00000, 0xFEC00000, 1
+# the I/O APIC's ID is QEMU's, 0: SeaBIOS writes 0 into its MP table without asking the device
+LAPIC_ADDRESS, IOAPIC_ADDRESS, IOAPIC_ID = 0xFEE00000, 0xFEC00000, 0
 # 5.2.12.5 MPS INTI flags: polarity bits 1:0 (01 active high), trigger mode bits 3:2 (11 level)
 MPS_INTI_CONFORMS, MPS_INTI_LEVEL_HIGH = 0x0000, 0x000D
 
@@ -278,7 +279,7 @@ def build_madt(cpus: int = 1, sci_irq: int = SCI_INT, level_irqs=LINK_IRQS) -> b
     """5.2.12 Multiple APIC Description Table for the Aero PC with ``aero.devices.apic`` /
     ``ioapic``: the local APIC address (FEE00000h) with PCAT_COMPAT; one Processor Local APIC
     structure per CPU (5.2.12.2: processor UID = APIC ID = n, enabled); the I/O APIC (5.2.12.3:
-    ID 1 at FEC00000h, GSI base 0); interrupt source overrides (5.2.12.5): ISA IRQ 0 -> GSI 2
+    ID 0 at FEC00000h, GSI base 0); interrupt source overrides (5.2.12.5): ISA IRQ 0 -> GSI 2
     (the PIT reaches I/O APIC pin 2), the SCI (IRQ 9) level-triggered active high, and the ISA
     IRQs the PCI interrupt links offer (5, 10, 11) level-triggered active high, as QEMU's pc
     machine declares them (hw/i386/acpi-common.c); a Local APIC NMI structure (5.2.12.7) for

@@ -24,7 +24,7 @@ machine so the two compare entry for entry:
   signature and feature flags as CPUID leaf 1 reports them (``aero.cpu.sem.system``, with the
   APIC bit 9 the enabled local APIC sets);
 * bus 0 "PCI", bus 1 "ISA";
-* the I/O APIC: ID 1, version 11h (the 82093AA's IOAPICVER), enabled, at FEC00000h;
+* the I/O APIC: ID 0 (QEMU's, as SeaBIOS writes it), version 11h (the 82093AA's IOAPICVER), enabled, at FEC00000h;
 * I/O interrupts: the 8259A's INTR on pin 0 (ExtINT, ISA IRQ 0 as its source: MP spec 5.1
   default configurations list it so; SeaBIOS omits it); every PCI function on bus 0 with an
   interrupt pin, once per device and pin, INTx# -> the pin of the ISA IRQ the firmware routes
@@ -41,6 +41,13 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+
+from ..cpu.sem.system import CPUID_APIC, sys_cpuid_values
+from ..devices.apic import DEFAULT_BASE as LAPIC_BASE, VERSION as LAPIC_VERSION_REG
+from ..devices.ioapic import DEFAULT_BASE as IOAPIC_BASE, VERSION as IOAPIC_VERSION_REG
+from ..devices.pci import INTERRUPT_PIN, pirq_of
+from ..devices.piix import PIIX4PM
+from .acpi import LINK_IRQS, SCI_INT
 
 FPS_SIGNATURE = b"_MP_"
 CONFIG_SIGNATURE = b"PCMP"
@@ -67,17 +74,19 @@ OEM_ID = b"AERO    "                # 8 bytes, space padded
 PRODUCT_ID = b"AERO PC     "        # 12 bytes
 
 # The Aero PC (aero.devices.apic / ioapic, aero.firmware.acpi)
-LAPIC_ADDRESS = 0xFEE00000
-LAPIC_VERSION = 0x14
-IOAPIC_ADDRESS = 0xFEC00000
+LAPIC_ADDRESS = LAPIC_BASE
+LAPIC_VERSION = LAPIC_VERSION_REG & 0xFF            # 14h
+IOAPIC_ADDRESS = IOAPIC_BASE
 IOAPIC_ID = 1
-IOAPIC_VERSION = 0x11
+IOAPIC_VERSION = IOAPIC_VERSION_REG & 0xFF          # 11h
 PCI_BUS_ID, ISA_BUS_ID = 0, 1
+# the ISA IRQs PCI interrupts use (level-triggered, active high in the MADT): the SCI and the
+# IRQs the PCI interrupt links offer
+PCI_IRQS = tuple(sorted({SCI_INT, *LINK_IRQS}))
 # what the Aero BIOS's POST routes (bios.AeroBIOS._init_pci): PIRQA-D -> IRQ 10, 10, 11, 11;
 # the PIIX4 PM function's interrupt line is the SCI's IRQ 9.  tests/firmware/test_mptable.py
 # checks the table against the registers as POST leaves them.
 AERO_PIRQ_ROUTE = (10, 10, 11, 11)
-AERO_SCI_IRQ = 9
 
 
 class MPTableError(ValueError):
@@ -137,7 +146,7 @@ class MPConfig:
     # device's pin is listed once whatever functions share it
     pci_interrupts: list = field(default_factory=list)
     # ISA IRQs that PCI interrupts may use: not described as ISA interrupts
-    pci_irqs: tuple = (5, AERO_SCI_IRQ, 10, 11)
+    pci_irqs: tuple = PCI_IRQS
     irq0_override: bool = True      # ISA IRQ 0 on pin 2 (IRQ 2 listed nowhere)
     extint_pin0: bool = True        # the 8259A's INTR on I/O APIC pin 0
 
@@ -202,13 +211,7 @@ def build(address: int, c: MPConfig) -> bytes:
 def aero_config(machine) -> MPConfig:
     """The MPConfig of an Aero APIC machine as the Aero BIOS sets it up: the CPU's CPUID leaf 1
     (with the APIC bit), the PCI functions' interrupt pins as the POST routes them (PIIX4 PM:
-    the SCI's IRQ 9; others: PIRQA-D -> ``AERO_PIRQ_ROUTE``), the I/O APIC's ID and version."""
-    from ..cpu.sem.system import CPUID_APIC, sys_cpuid_values
-    from ..devices.ioapic import VERSION as IOAPIC_VER
-    from ..devices.apic import VERSION as LAPIC_VER
-    from ..devices.pci import INTERRUPT_PIN, pirq_of
-    from ..devices.piix import PIIX4PM
-    from .acpi import LINK_IRQS, SCI_INT
+    the SCI's IRQ 9; others: PIRQA-D -> ``AERO_PIRQ_ROUTE``), the I/O APIC's ID and address."""
     eax, _, _, edx = sys_cpuid_values(1)
     pci = []
     for (slot, fn), f in sorted(machine.pci.bus.functions.items()):
@@ -219,9 +222,7 @@ def aero_config(machine) -> MPConfig:
         pci.append((slot, pin, dst))
     io = machine.ioapic
     return MPConfig(cpus=1, cpu_signature=eax, cpu_features=edx | CPUID_APIC,
-                    lapic_version=LAPIC_VER & 0xFF, ioapic_id=io.initial_id,
-                    ioapic_version=IOAPIC_VER & 0xFF, ioapic_address=io.base,
-                    pci_interrupts=pci, pci_irqs=tuple(sorted({SCI_INT, *LINK_IRQS})))
+                    ioapic_id=io.initial_id, ioapic_address=io.base, pci_interrupts=pci)
 
 
 def place_in_rom(image: bytes, rom_base: int, end: int, c: MPConfig) -> tuple[bytes, int]:
@@ -356,7 +357,7 @@ def describe(t: MPTable) -> dict:
 
 
 def format_table(t: MPTable) -> str:
-    """A readable listing (what ``python -m aero.firmware.mptable`` would print)."""
+    """A readable listing, one line per entry."""
     lines = [f"MP floating pointer at {t.address:08X}: table at {t.config_address:08X}, spec "
              f"1.{t.spec_rev}, features {t.features.hex()}",
              f"OEM {t.oem_id.decode('latin-1')!r} product {t.product_id.decode('latin-1')!r}, "

@@ -45,9 +45,9 @@ def irr(m, v):
 
 def test_registers():
     m = machine()
-    assert rd(m, 0) == 0x01000000                      # ID 1
+    assert rd(m, 0) == 0                               # ID 0 (QEMU's; SeaBIOS assumes it)
     assert rd(m, 1) == 0x00170011                      # version 11h, 24 entries
-    assert rd(m, 2) == 0x01000000
+    assert rd(m, 2) == 0                               # arbitration ID = ID
     wr(m, 0, 0xFFFFFFFF)
     assert rd(m, 0) == 0x0F000000
     for pin in range(PINS):
@@ -203,7 +203,7 @@ def test_madt():
         entries.append(bytes(t[off:off + t[off + 1]]))
         off += t[off + 1]
     assert entries[0] == bytes([0, 8, 0, 0, 1, 0, 0, 0])
-    assert entries[1] == struct.pack("<BBBBII", 1, 12, 1, 0, 0xFEC00000, 0)
+    assert entries[1] == struct.pack("<BBBBII", 1, 12, 0, 0, 0xFEC00000, 0)
     assert entries[2] == struct.pack("<BBBBIH", 2, 10, 0, 0, 2, 0)        # IRQ0 -> GSI 2
     assert struct.pack("<BBBBIH", 2, 10, 0, 9, 9, 0xD) in entries         # SCI level high
     assert entries[-1] == struct.pack("<BBBHB", 4, 6, 0xFF, 5, 1)

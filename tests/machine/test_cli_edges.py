@@ -91,3 +91,10 @@ def test_help_texts_say_what_the_commands_do_now():
         text = re.sub(r"\s+", " ", helps[name])
         assert "since power-on" in text and "across guest resets" in text
         assert "reset the guest asks for (ports 64h, 92h, CF9h)" in text
+
+
+def test_apic_with_the_bochs_bios_is_refused(capsys):
+    """The Bochs BIOS enables the local APIC without setting up virtual wire (LINT0 stays
+    masked), so its POST would wait forever for the timer (as under QEMU 7.2): refused."""
+    code, out = run(capsys, "--apic", "--bios", "bochs")
+    assert code == 2 and out.err.startswith("aero: --apic cannot be used with --bios bochs")
