@@ -293,6 +293,10 @@ class CPU:
             self._r16, self._r32 = _aligned(m.read16, 1), _aligned(m.read32, 3)
             self._w16, self._w32 = _aligned_w(m.write16, 1), _aligned_w(m.write32, 3)
             self._m16, self._m32 = _aligned(m.rmw16, 1), _aligned(m.rmw32, 3)
+        # the access functions are the bus's own (linear = physical, nothing wrapped): the JIT's
+        # translations then read and write plain RAM pages themselves (aero.jit.memory)
+        self.flat_ram = (not m.paging and m.access_wrapper is None and not self.ac_on and
+                         m.bus.a20_mask == 0xFFFFFFFF)
 
     def _update_alignment_check(self) -> None:
         """#AC checking is on when CR0.AM, EFLAGS.AC and CPL 3 (SDM Vol. 3, 6.15 #AC).  It can

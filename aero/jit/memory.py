@@ -24,6 +24,35 @@ import re
 
 _ACCESS = re.compile(r"(?<![\w.])(rd|wr|rmw)(8|16|32)\(")
 SEGMENT_LISTS = "_base = cpu.base; _rlo = cpu.rlo; _rhi = cpu.rhi; _wlo = cpu.wlo; _whi = cpu.whi"
+# bound once per unit (none of them is ever replaced): RAM, the bus's per-page slow flags and
+# the struct functions the bus's own fast path uses
+RAM_BINDINGS = ("_ram = cpu.bus.ram; _rslow = cpu.bus.rslow; _wslow = cpu.bus.wslow; "
+                "_U16 = _S16.unpack_from; _U32 = _S32.unpack_from; _P16 = _S16.pack_into; "
+                "_P32 = _S32.pack_into")
+_LAST = {8: None, 16: "!= 0xFFF", 32: "<= 0xFFC"}     # the access stays in its page
+
+
+def ram_access(kind: str, bits: int, lin: str, value: str | None, n: int) -> str:
+    """The MMU function's call for ``kind`` (rd, wr, rmw) at linear ``lin``, with the bus's
+    own fast path inline while ``cpu.flat_ram`` (paging off, A20 on, nothing wrapped: the
+    function is ``Bus.read32`` ...): a page with no slow flag is plain RAM, read or written in
+    place (a write to a code page, a watched page, ROM or MMIO has its flag set and goes through
+    the function, as it would have)."""
+    fn = {"rd": "_r", "wr": "_w", "rmw": "_m"}[kind] + str(bits)
+    a = f"_a{n}"
+    flags = "_wslow" if kind == "wr" else "_rslow"
+    test = f"not {flags}[({a} := {lin}) >> 12]"
+    if _LAST[bits]:
+        test += f" and {a} & 0xFFF {_LAST[bits]}"
+    test += " and cpu.flat_ram"
+    if kind == "wr":
+        if bits == 8:
+            inline = f"_ram.__setitem__({a}, {value})"
+        else:
+            inline = f"_P{bits}(_ram, {a}, {value})"
+        return f"({inline} if {test} else cpu.{fn}({a}, {value}))"
+    inline = f"_ram[{a}]" if bits == 8 else f"_U{bits}(_ram, {a})[0]"
+    return f"({inline} if {test} else cpu.{fn}({a}))"
 
 
 def _args(text: str, start: int) -> tuple[list[str], int] | None:
@@ -82,10 +111,10 @@ def inline_accesses(body: str, counter: list) -> tuple[str, bool]:
         lin = f"(_base[{seg}] + {t}) & 0xFFFFFFFF"
         cond = f"{lo}[{seg}] <= ({t} := ({ea})) <= {hi}[{seg}]" + (f" - {span}" if span else "")
         if kind == "wr":
-            fast = f"cpu.{fn}({lin}, {args[2]})"
+            fast = ram_access(kind, bits, lin, args[2], counter[0])
             slow = f"{kind}{bits}({seg}, {t}, {args[2]})"
         else:
-            fast = f"cpu.{fn}({lin})"
+            fast = ram_access(kind, bits, lin, None, counter[0])
             slow = f"{kind}{bits}({seg}, {t})"
         out.append(body[pos:m.start()])
         out.append(f"({fast} if {cond} else {slow})")
@@ -115,7 +144,8 @@ def _stack_line(indent: str, target: str | None, helper: str, arg: str, mask: st
                 f"{i}_big{n} = {big}",
                 f"{i}_sp{n} = (r4 - {size}) & {wrap}",
                 f"{i}if _wlo[{SS}] <= _sp{n} <= _whi[{SS}] - {size - 1}:",
-                f"{i}    cpu._w{size * 8}((_base[{SS}] + _sp{n}) & 0xFFFFFFFF, _v{n})",
+                f"{i}    " + ram_access("wr", size * 8, f"(_base[{SS}] + _sp{n}) & 0xFFFFFFFF",
+                                        f"_v{n}", n),
                 f"{i}    r4 = _sp{n} if _big{n} else (r4 & 0xFFFF0000) | _sp{n}",
                 f"{i}else:",
                 f"{i}    R[4] = r4; cpu.{helper}(_v{n}); r4 = R[4]"]
@@ -124,7 +154,8 @@ def _stack_line(indent: str, target: str | None, helper: str, arg: str, mask: st
         out = [f"{i}_big{n} = {big}",
                f"{i}_sp{n} = r4 if _big{n} else r4 & 0xFFFF",
                f"{i}if _rlo[{SS}] <= _sp{n} <= _rhi[{SS}] - {size - 1}:",
-               f"{i}    _v{n} = cpu._r{size * 8}((_base[{SS}] + _sp{n}) & 0xFFFFFFFF)",
+               f"{i}    _v{n} = " + ram_access("rd", size * 8,
+                                             f"(_base[{SS}] + _sp{n}) & 0xFFFFFFFF", None, n),
                f"{i}    r4 = (_sp{n} + {size}) & 0xFFFFFFFF if _big{n} else "
                f"(r4 & 0xFFFF0000) | ((_sp{n} + {size}) & 0xFFFF)",
                f"{i}else:",
@@ -139,7 +170,8 @@ def _stack_line(indent: str, target: str | None, helper: str, arg: str, mask: st
         return [f"{i}_big{n} = {big}",
                 f"{i}_sp{n} = (r4 + {parts[0]}) & {wrap}",
                 f"{i}if _rlo[{SS}] <= _sp{n} <= _rhi[{SS}] - {size - 1}:",
-                f"{i}    _v{n} = cpu._r{size * 8}((_base[{SS}] + _sp{n}) & 0xFFFFFFFF)",
+                f"{i}    _v{n} = " + ram_access("rd", size * 8,
+                                              f"(_base[{SS}] + _sp{n}) & 0xFFFFFFFF", None, n),
                 f"{i}else:",
                 f"{i}    R[4] = r4; _v{n} = cpu.stack_read({arg})",
                 f"{i}{target} = _v{n}{mask or ''}"]

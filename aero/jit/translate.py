@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 from ..cpu import codegen, flags
 from ..cpu.blocks import JumpBlock
-from .memory import SEGMENT_LISTS, inline_accesses, inline_stack
+from .memory import RAM_BINDINGS, SEGMENT_LISTS, inline_accesses, inline_stack
 
 _PARAM = re.compile(r"\bP(\d+)\b")
 _REG = re.compile(r"\bR\[(\d)\]")
@@ -100,7 +100,9 @@ _CF_SOURCE = (f"((cpu.flags & 1) if (lf_ := cpu.lf) is None else "
 
 # flag liveness: calls that neither read flags nor touch the CPU
 _FLAGLESS_CALLS = frozenset(("int", "len", "min", "max", "abs", "bool", "sext_to", "sign_of"))
-_LF_LAST = re.compile(r"\ncpu\.lf = \([^\n]*\)\s*$")
+_LF_LAST = re.compile(r"\ncpu\.lf = (?:_lf\d+ = )?\([^\n]*\)\s*$")
+# the kind of a lazy-flags store that is an instruction's last statement
+_LF_KIND = re.compile(r"\ncpu\.lf = \((\d+), [^\n]*\)\s*$")
 
 
 def _clean(body: str) -> bool:
@@ -119,6 +121,44 @@ def _replaces_flags(body: str) -> bool:
         return False
     value = m.group(0).split("=", 1)[1]           # the tuple: it must not read the old flags
     return _clean(text[:m.start()]) and _clean(value)
+
+
+def forward_cf(bodies: list[str], counter: list) -> list[str]:
+    """INC/DEC keep CF: their carry source (``_CF_SOURCE``, read from ``cpu.lf``) is known when
+    the instruction before them in the block ends with a lazy-flags store of a known kind.
+    That store also goes to a local (``_lfN``), and the INC/DEC takes its carry source from it:
+    the previous tuple itself, or its own carry source for an earlier INC/DEC.  The INC/DEC
+    then no longer reads ``cpu.lf``, so the earlier store may become dead (``dead_flag_stores``
+    keeps the local)."""
+    out = list(bodies)
+    for i in range(1, len(out)):
+        if _CF_SOURCE not in out[i]:
+            continue
+        before = out[i].split(_CF_SOURCE, 1)[0].rpartition("\n")[0]
+        if not _clean(before):
+            continue                             # (nothing may change cpu.lf in between)
+        m = _LF_KIND.search("\n" + out[i - 1])
+        if m is None:
+            continue
+        name = f"_lf{counter[0]}"
+        counter[0] += 1
+        kind = int(m.group(1))
+        prev = "\n" + out[i - 1]
+        at = m.start() + len("\ncpu.lf = ")
+        out[i - 1] = (prev[:at] + f"{name} = " + prev[at:])[1:]
+        out[i] = out[i].replace(_CF_SOURCE, f"{name}[2]" if kind >= flags.INC_K else name)
+    return out
+
+
+def _drop_flag_store(body: str) -> str:
+    """``body`` without its last statement's store to ``cpu.lf`` (a local it also sets stays)."""
+    text = "\n" + body
+    m = _LF_LAST.search(text)
+    line = m.group(0)
+    if "= _lf" in line:
+        return (text[:m.start()] + line.replace("cpu.lf = ", "", 1))[1:]
+    out = text[:m.start()] + "\n"
+    return out[1:] if out.strip() else "pass"
 
 
 def dead_flag_stores(bodies: list[str]) -> set[int]:
@@ -253,6 +293,8 @@ def translate(blocks, code32: bool, entry_eip: int) -> Translation:
 
     for bi, (blk, out) in enumerate(zip(blocks, expanded)):
         n = len(out)
+        out = [(ins, name, body) for (ins, name, _), body in
+               zip(out, forward_cf([body for _, _, body in out], temps))]
         dead = dead_flag_stores([body for _, _, body in out])
         jumps = isinstance(blk, JumpBlock)      # its last instruction sets EIP itself
         emit(f"{'if' if bi == 0 else 'elif'} pc == {blk.eips[0]:#x}:", " " * 12)
@@ -269,9 +311,7 @@ def translate(blocks, code32: bool, entry_eip: int) -> Translation:
             if i and name in ("JCC", "JCC.4", "JCC.5"):
                 body = specialise_branch(out[i - 1][2], body)
             if i in dead:
-                body = _LF_LAST.sub("\n", "\n" + body)[1:]
-                if not body.strip():
-                    body = "pass"
+                body = _drop_flag_store(body)
             op = opaque(body)
             st = not op and stacky(body)
             if direct:
@@ -324,6 +364,8 @@ def translate(blocks, code32: bool, entry_eip: int) -> Translation:
     head = [f"def make(cpu, R{''.join(f', K{k}' for k in range(len(consts)))}):"]
     for h in sorted(hoist):
         head.append(f"    {h} = cpu.{h}")
+    if uses_segments:
+        head.append("    " + RAM_BINDINGS)
     head.append("    def run(limit):")
     if uses_segments:
         head.append("        " + SEGMENT_LISTS)

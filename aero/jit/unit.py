@@ -17,6 +17,7 @@ would:
 
 from __future__ import annotations
 
+import struct
 import sys
 import time
 
@@ -25,6 +26,17 @@ from ..cpu.blocks import _PARTIAL, JumpBlock
 from .translate import translate
 
 _BIG = 1 << 40
+_GLOBALS: dict | None = None
+
+
+def _globals() -> dict:
+    """What translations see: the templates' namespace, and the bus's struct formats for RAM
+    accessed in place (``aero.jit.memory.RAM_BINDINGS``)."""
+    global _GLOBALS
+    if _GLOBALS is None:
+        _GLOBALS = {**codegen.namespace(), "_S16": struct.Struct("<H"),
+                    "_S32": struct.Struct("<I")}
+    return _GLOBALS
 
 
 class Unit:
@@ -40,8 +52,7 @@ class Unit:
         code32 = bool(entry.key[1] & 1)
         tr = translate(blocks, code32, entry.eips[0])
         local: dict = {}
-        exec(compile(tr.source, f"<aero-jit {entry.lin:#010x}>", "exec"), codegen.namespace(),
-             local)
+        exec(compile(tr.source, f"<aero-jit {entry.lin:#010x}>", "exec"), _globals(), local)
         self.run = local["make"](cpu, cpu.R, *tr.consts)
         self.code = self.run.__code__
         self.tr = tr

@@ -71,3 +71,45 @@ def test_specialised_branches_agree_with_cond():
                 assert env["pc"] == want, (kind, cc, a, b, r, spec)
                 checked += 1
     assert checked > 5000
+
+
+def _run_code(code: bytes, regs, jit: dict):
+    from aero.config import MachineConfig
+    from aero.cpu.presets import set_flat32
+    from aero.machine import Machine
+    m = Machine(MachineConfig(bios=None, memory=4, **jit))
+    cpu = set_flat32(m.cpu)
+    cpu.bus.load(0x1000, code)
+    cpu.R[:] = list(regs)
+    cpu.eip = 0x1000
+    r = m.run_until(icount=100000)
+    return r.status, tuple(cpu.R), cpu.get_flags(), cpu.icount
+
+
+def test_inc_dec_carry_forwarded_from_the_previous_flags():
+    """INC/DEC after an ALU instruction of the same block take their carry source from it
+    (``forward_cf``): ADC/SBB/SETC/PUSHF after chains of INC/DEC see the CF the first
+    instruction set, exactly as in the interpreter, over random operands, in a loop that the
+    JIT translates (threshold 0) and runs many times."""
+    import random
+    rng = random.Random(5)
+    alu = [b"\x01\xd8", b"\x29\xd8", b"\x21\xd8", b"\x39\xd8", b"\x83\xc0\x7f", b"\xf9", b"\xf8"]
+    incdec = [b"\x41", b"\x49", b"\x46", b"\x4e", b"\xff\xc6"]
+    readers = [b"\x11\xd7", b"\x19\xd7", b"\x0f\x92\xc2", b"\x9c\x5d"]   # adc, sbb, setc dl, pushf/pop ebp
+    for _ in range(40):
+        body = b""
+        for _ in range(6):
+            body += rng.choice(alu) + b"".join(rng.choice(incdec) for _ in range(rng.randint(1, 3)))
+            body += rng.choice(readers)
+        # ESP at 0x8000; a counted loop around the body (ecx is the body's too: use [0x9000])
+        code = (b"\xbc\x00\x80\x00\x00"                       # mov esp, 0x8000
+                b"\xc7\x05\x00\x90\x00\x00\x40\x00\x00\x00"   # mov dword [0x9000], 64
+                + body +
+                b"\xff\x0d\x00\x90\x00\x00"                   # dec dword [0x9000]
+                + b"\x0f\x85" + (-(len(body) + 12)).to_bytes(4, "little", signed=True)
+                + b"\xf4")
+        regs = [rng.getrandbits(32) for _ in range(8)]
+        ref = _run_code(code, regs, {"jit": "off"})
+        assert ref[0] == "halted" or ref[0] == "limit" or ref[0] == "halt", ref
+        assert _run_code(code, regs, {"jit_threshold": 0}) == ref
+        assert _run_code(code, regs, {"jit_threshold": 3}) == ref
