@@ -77,7 +77,9 @@ class CPU:
         self.R = [0] * 8
         self.msr: dict[int, int] = {}
         self.intr = False                 # the INTR line (from the PIC)
-        self.nmi_pending = False
+        self.nmi_pending = False          # an NMI to take at the next boundary
+        self.nmi_blocked = False          # an NMI handler runs: NMIs wait for its IRET
+        self.nmi_latched = False          # ... and one arrived meanwhile
         self.iack = None                  # callback: acknowledge INTR, return the vector
         # the local APIC (aero.devices.apic.LocalAPIC) when the machine has one: IA32_APIC_BASE
         # and CPUID.1:EDX.APIC (aero.cpu.sem.system); it drives ``intr`` and answers ``iack``
@@ -140,6 +142,7 @@ class CPU:
         self.tr = [0, 0, 0xFFFF, 0x8B]
         self.cpl = 0
         self.halted = False
+        self.nmi_blocked = self.nmi_latched = False
         self.shadow = False               # interrupt shadow after STI / MOV SS / POP SS
         self.tsc_offset = -(self.icount + self.idle_time)
         self.rep_budget = 1
@@ -436,8 +439,21 @@ class CPU:
             self.request_exit()
 
     def raise_nmi(self) -> None:
+        """The NMI line: taken at the next instruction boundary, or, while an NMI handler runs
+        (until its IRET), held (one at most) and taken after that IRET (SDM Vol. 3, 6.7.1)."""
+        if self.nmi_blocked:
+            self.nmi_latched = True
+            return
         self.nmi_pending = True
         self.request_exit()
+
+    def nmi_unblock(self) -> None:
+        """An IRET completed: NMIs are no longer blocked; a held one is taken next."""
+        self.nmi_blocked = False
+        if self.nmi_latched:
+            self.nmi_latched = False
+            self.nmi_pending = True
+            self.request_exit()
 
     def request_stop(self) -> None:
         """Ask run() to return "stop" at the next instruction boundary.  Safe to call from
@@ -671,6 +687,7 @@ class CPU:
     def _take_interrupt(self) -> bool:
         if self.nmi_pending:
             self.nmi_pending = False
+            self.nmi_blocked = True
             self.halted = False
             return self._deliver(2, None, "hw")
         vector = self.iack() if self.iack else 8

@@ -11,8 +11,11 @@ event is a software interrupt; software interrupts check the gate DPL against th
 exception pushes its error code (vectors in ``HAS_ERROR_CODE``) only when ``kind == "fault"``.
 
 Deliberate simplifications (documented): the RF flag is not set in the EFLAGS image pushed for
-faults (QEMU does not set it either; Aero has no instruction breakpoints yet), and NMI blocking
-until IRET is not modelled.
+faults (QEMU does not set it either; Aero has no instruction breakpoints yet).
+
+NMI blocking (SDM Vol. 3, 6.7.1 "Handling Multiple NMIs"): delivering an NMI blocks further
+NMIs until the next IRET completes (in any mode, whatever it returns to); one NMI arriving
+meanwhile is held and taken after that IRET (``CPU.raise_nmi``, ``CPU.nmi_unblock``).
 """
 
 from __future__ import annotations
@@ -157,7 +160,13 @@ def sys_popf(cpu, osz: int) -> None:
 
 
 def iret(cpu, osz: int, next_eip: int) -> None:
-    """IRET / IRETD in every mode (SDM IRET)."""
+    """IRET / IRETD in every mode (SDM IRET); a completed IRET ends NMI blocking."""
+    _iret(cpu, osz, next_eip)
+    if cpu.nmi_blocked:
+        cpu.nmi_unblock()
+
+
+def _iret(cpu, osz: int, next_eip: int) -> None:
     size = osz // 8
     fl = cpu.get_flags()
     if not cpu.cr0 & 1:                                   # real-address mode

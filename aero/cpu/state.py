@@ -84,7 +84,7 @@ def set_reg(cpu: CPU, name: str, value: int) -> None:
 
 def get_state(cpu: CPU) -> dict:
     """Everything architectural (and the TLB) as plain data."""
-    return {
+    st = {
         "version": STATE_VERSION,
         "regs": list(cpu.R),
         "eip": cpu.eip,
@@ -107,6 +107,11 @@ def get_state(cpu: CPU) -> dict:
         "nmi_pending": cpu.nmi_pending,
         "mmu": cpu.mmu.get_state(),
     }
+    # NMI blocking (an NMI handler running, one NMI held): only while it holds, so that states
+    # (and their hashes) of machines that never took an NMI are as they were
+    if cpu.nmi_blocked or cpu.nmi_latched:
+        st["nmi_blocked"] = [cpu.nmi_blocked, cpu.nmi_latched]
+    return st
 
 
 def set_state(cpu: CPU, st: dict, flush: bool = True) -> None:
@@ -135,6 +140,7 @@ def set_state(cpu: CPU, st: dict, flush: bool = True) -> None:
     cpu.sysenter[:] = st["sysenter"]
     cpu.msr = {k: v for k, v in st["msr"]}
     cpu.nmi_pending = st["nmi_pending"]
+    cpu.nmi_blocked, cpu.nmi_latched = st.get("nmi_blocked", (False, False))
     if flush:
         cpu.cache.flush()
     cpu.mode_changed()
