@@ -15,7 +15,7 @@ import sys
 
 from . import statefile
 from .config import FIRMWARE, HARDWARE_KEYS, ConfigError, MachineConfig, split_settings
-from .firmware import multiboot
+from .firmware import linuxboot, multiboot
 from .firmware.bios import install_aero_bios
 from .inputs import schedule_keys, schedule_serial
 from .machine import Machine
@@ -162,6 +162,18 @@ def build_machine(cfg: MachineConfig) -> Machine:
     if isinstance(serial_input, str):
         serial_input = read_file(serial_input, "--serial-input")
     bochs_layout = cfg.bios == "bochs"
+    # --append is --cmdline; a Linux bzImage ("HdrS" at 0x202) gets --initrd as its initial
+    # ramdisk, a multiboot kernel as one more module (QEMU's -initrd)
+    cmdline = cfg.cmdline if cfg.append is None else cfg.append
+    try:
+        linux = bool(cfg.kernel) and linuxboot.kernel_kind(cfg.kernel) == "linux"
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    modules = list(cfg.module) + ([(cfg.initrd, None)] if cfg.initrd and not linux else [])
+    if linux and (cfg.module or cfg.bios is None):
+        raise ConfigError(f"--kernel: {cfg.kernel} is a Linux kernel: " + (
+            "--module is for multiboot kernels (give its initrd with --initrd)" if cfg.module
+            else "it boots after the POST of the Aero BIOS or SeaBIOS (not with no firmware)"))
     try:
         m = Machine(cfg, sinks=sinks, post_code=post,
                     vga_rom=None if bochs_layout else vga_rom,
@@ -172,12 +184,17 @@ def build_machine(cfg: MachineConfig) -> Machine:
             # memory map.  The kernel is read and checked now, loaded at every POST.
             bios = install_aero_bios(m)
             m.devices.append(bios)
-            plan = multiboot.load(cfg.kernel, m.bus.ram_size, cfg.cmdline or "", cfg.module,
-                                  memory_map=bios.memory_map())
-            bios.boot_first = lambda: multiboot.load_after_post(m.bus, plan)
+            if linux:
+                plan = linuxboot.load(cfg.kernel, m.bus.ram_size, cmdline or "", cfg.initrd,
+                                      memory_map=bios.memory_map())
+                bios.boot_first = lambda: linuxboot.load_after_post(m.bus, plan)
+            else:
+                plan = multiboot.load(cfg.kernel, m.bus.ram_size, cmdline or "", modules,
+                                      memory_map=bios.memory_map())
+                bios.boot_first = lambda: multiboot.load_after_post(m.bus, plan)
         elif cfg.kernel and cfg.bios is None:
             # no firmware: the kernel starts at once, on a machine nothing has set up
-            plan = multiboot.load(cfg.kernel, m.bus.ram_size, cfg.cmdline or "", cfg.module)
+            plan = multiboot.load(cfg.kernel, m.bus.ram_size, cmdline or "", modules)
             multiboot.apply(m.cpu, m.bus, plan)
         elif cfg.bios == "aero":
             m.devices.append(install_aero_bios(m))
@@ -191,8 +208,12 @@ def build_machine(cfg: MachineConfig) -> Machine:
         if cfg.kernel and cfg.bios == "seabios":
             # as QEMU: SeaBIOS runs the multiboot option ROM from fw_cfg as its first boot
             # entry; the ROM asks SeaBIOS for the memory map (the plan's is replaced)
-            plan = multiboot.load(cfg.kernel, m.bus.ram_size, cfg.cmdline or "", cfg.module)
-            multiboot.add_to_fw_cfg(m.fw_cfg, plan)
+            if linux:       # QEMU's linuxboot_dma.bin reads the kernel from fw_cfg
+                plan = linuxboot.load(cfg.kernel, m.bus.ram_size, cmdline or "", cfg.initrd)
+                linuxboot.add_to_fw_cfg(m.fw_cfg, plan)
+            else:
+                plan = multiboot.load(cfg.kernel, m.bus.ram_size, cmdline or "", modules)
+                multiboot.add_to_fw_cfg(m.fw_cfg, plan)
         if cfg.kernel:
             for w in plan.warnings:
                 print(f"aero: {cfg.kernel}: {w}", file=sys.stderr)

@@ -47,6 +47,10 @@ class MachineConfig:
     kernel: str | None = None
     cmdline: str | None = None
     module: list = field(default_factory=list)      # "FILE[,ARGS]" each
+    # a Linux kernel (bzImage, aero.firmware.linuxboot): its initial ramdisk, and its command
+    # line (``append``: QEMU's -append; an alias of ``cmdline``, give one of the two)
+    initrd: str | None = None
+    append: str | None = None
     # drives: image paths
     fda: str | None = None
     fdb: str | None = None
@@ -116,6 +120,11 @@ class MachineConfig:
                               "the local APIC's LINT0 masked and hangs waiting for the timer")
         if (self.cmdline is not None or self.module) and not self.kernel:
             raise ConfigError("--cmdline and --module need --kernel")
+        if (self.initrd is not None or self.append is not None) and not self.kernel:
+            raise ConfigError("--initrd and --append need --kernel")
+        if self.append is not None and self.cmdline is not None:
+            raise ConfigError("--append and --cmdline both give the kernel's command line: "
+                              "give one")
 
     # -- identity ----------------------------------------------------------------------------------
     @property
@@ -158,10 +167,11 @@ class MachineConfig:
 # Settings a --config file (or a scenario's [machine] table) may hold: name -> type.
 MACHINE_KEYS = {
     "bios": str, "vgabios": str, "fda": str, "fdb": str, "hda": str, "hdb": str, "cdrom": str,
-    "boot": str, "memory": int, "kernel": str, "cmdline": str, "module": list, "serial": str,
+    "boot": str, "memory": int, "kernel": str, "cmdline": str, "module": list, "initrd": str,
+    "append": str, "serial": str,
     "serial_input": str, "keys": str, "debugcon": str, "firmware_log": str, "post_codes": bool,
     "ips": int, "rtc": str, "no_reboot": bool, "writable": bool, "jit": str,
-    "jit_threshold": int, "apic": bool,
+    "jit_threshold": int, "apic": bool, "debug_exit_port": int,
 }
 RUN_KEYS = {
     "realtime": bool, "max_instructions": int, "timeout": float, "screenshot": str,
@@ -170,13 +180,13 @@ RUN_KEYS = {
     "load_state": str, "gdb": str, "gdb_nowait": bool,
 }
 CONFIG_KEYS = {**MACHINE_KEYS, **RUN_KEYS}
-PATH_KEYS = ("bios", "vgabios", "fda", "fdb", "hda", "hdb", "cdrom", "kernel", "serial_input",
-             "screenshot", "save_state", "load_state")
+PATH_KEYS = ("bios", "vgabios", "fda", "fdb", "hda", "hdb", "cdrom", "kernel", "initrd",
+             "serial_input", "screenshot", "save_state", "load_state")
 # what defines the machine a saved state belongs to (host output and inputs are not: pending
 # input is part of the state itself)
-HARDWARE_KEYS = ("bios", "vgabios", "kernel", "cmdline", "module", "fda", "fdb", "hda", "hdb",
-                 "cdrom", "boot", "writable", "demo", "memory", "ips", "rtc", "no_reboot",
-                 "debug_exit_port", "apic")
+HARDWARE_KEYS = ("bios", "vgabios", "kernel", "cmdline", "module", "initrd", "append", "fda",
+                 "fdb", "hda", "hdb", "cdrom", "boot", "writable", "demo", "memory", "ips", "rtc",
+                 "no_reboot", "debug_exit_port", "apic")
 
 
 def check_settings(raw: dict, where: str, base_dir: str | None = None) -> dict:

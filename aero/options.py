@@ -7,6 +7,14 @@ from __future__ import annotations
 from .config import CONFIG_KEYS, read_toml
 
 
+def port(text: str) -> int:
+    """An I/O port number, decimal or 0x-hex, 0-0xFFFF (argparse reports a ValueError)."""
+    v = int(text, 0)
+    if not 0 <= v <= 0xFFFF:
+        raise ValueError(text)
+    return v
+
+
 def add_machine_options(r) -> None:
     """The options that describe a machine (`aero run`, `aero debug`, `aero tui`)."""
     r.add_argument("--bios", metavar="aero|seabios|bochs|PATH",
@@ -14,11 +22,15 @@ def add_machine_options(r) -> None:
                    "BIOS, or an image (64/128/256 KiB) mapped at the top of 4 GiB with its last "
                    "128 KiB below 1 MiB")
     r.add_argument("--vgabios", metavar="PATH", help="VGA BIOS served through the VGA's ROM BAR")
-    r.add_argument("--kernel", metavar="ELF", help="multiboot kernel (ELF32 or a.out kludge), "
-                   "started directly in protected mode")
-    r.add_argument("--cmdline", metavar="STR", help="the kernel's command line")
+    r.add_argument("--kernel", metavar="FILE", help="a multiboot kernel (ELF32 or a.out "
+                   "kludge) or a Linux bzImage, booted after the BIOS's POST")
+    r.add_argument("--cmdline", metavar="STR", help="the kernel's command line (as --append)")
     r.add_argument("--module", action="append", metavar="FILE[,ARGS]",
                    help="a multiboot module (repeatable)")
+    r.add_argument("--initrd", metavar="FILE", help="a Linux kernel's initial ramdisk (for a "
+                   "multiboot kernel: one more module)")
+    r.add_argument("--append", metavar="STR", help="the kernel's command line (QEMU's name; "
+                   "--cmdline is its alias)")
     r.add_argument("--config", metavar="FILE.toml", help="settings as TOML (the option names, "
                    "with - or _); options given on the command line override it")
     r.add_argument("--memory", type=int, metavar="MiB", help="RAM (default 32)")
@@ -51,6 +63,9 @@ def add_machine_options(r) -> None:
     r.add_argument("--debugcon", metavar="stdio|FILE|none", help="port 0xE9 output")
     r.add_argument("--firmware-log", metavar="stdio|FILE|none", help="port 0x402 output")
     r.add_argument("--post-codes", action="store_true", help="print port 0x80 POST codes")
+    r.add_argument("--debug-exit-port", type=port, metavar="PORT",
+                   help="the isa-debug-exit port (default 0x501, SeaBIOS's; kvm-unit-tests use "
+                   "0xf4): writing v there ends the run with exit status (v<<1)|1")
 
 
 def add_run_options(r) -> None:

@@ -98,3 +98,17 @@ def test_apic_with_the_bochs_bios_is_refused(capsys):
     masked), so its POST would wait forever for the timer (as under QEMU 7.2): refused."""
     code, out = run(capsys, "--apic", "--bios", "bochs")
     assert code == 2 and out.err.startswith("aero: --apic cannot be used with --bios bochs")
+
+
+def test_debug_exit_port_option(tmp_path, capsys):
+    """--debug-exit-port moves isa-debug-exit (kvm-unit-tests write their status to 0xF4)."""
+    rom = bytearray(b"\xf4" * 0x10000)
+    rom[0xFFF0:0xFFF5] = b"\xb0\x05\xe6\xf4\xf4"          # mov al, 5; out 0xf4, al; hlt
+    path = tmp_path / "rom.bin"
+    path.write_bytes(bytes(rom))
+    code, _ = run(capsys, "--bios", str(path), "--debug-exit-port", "0xf4")
+    assert code == (5 << 1) | 1
+    code, _ = run(capsys, "--bios", str(path))           # default 0x501: the OUT goes nowhere
+    assert code == 8                                      # halted with interrupts off
+    code, out = run(capsys, "--bios", str(path), "--debug-exit-port", "0x10000")
+    assert code == 2 and "invalid port value" in out.err
