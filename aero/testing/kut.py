@@ -119,9 +119,7 @@ SPECS = {s.name: s for s in [
          why="no x87: FNINIT/FNSTSW/FNSTCW (test_fninit) raise #NM although CR0.EM=0; the "
              "BIOS's IVT entry 7 is an IRET, so the fault repeats forever (timeout after 122 "
              "PASS). With those three instructions done as an FPU does, all 127 match"),
-    Spec("umip", "umip", qemu_params=("-cpu", "qemu64,+umip"), expect="aero-gap",
-         why="UMIP (CPUID.7.0:ECX[2], CR4.UMIP) not implemented: the 10 UMIP=1 checks are "
-             "not run ('UMIP not available')", like_aero=_LIKE),
+    Spec("umip", "umip", qemu_params=("-cpu", "qemu64,+umip")),
     Spec("taskswitch", "taskswitch", same_output=True),
     Spec("taskswitch2", "taskswitch2", expect="qemu-bug",
          why="QEMU 7.2 TCG fails the last check, 'lcall with cs.rpl != cs.dpl' (a task switch "

@@ -34,6 +34,8 @@ CPUID_1_EDX = (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 8) | 
     (1 << 13) | (1 << 15)
 CPUID_APIC = 1 << 9                   # CPUID.1:EDX.APIC, set by sys_cpuid on APIC machines
 CPUID_80000001_EDX = 1 << 20          # NX (EFER.NXE with PAE paging)
+CPUID_MAX_BASIC = 7
+CPUID_7_ECX = 1 << 2                  # UMIP (CR4.UMIP: SGDT/SIDT/SLDT/STR/SMSW at CPL > 0 #GP)
 CPUID_BRAND = b"Aero Workbench virtual i686 CPU".ljust(48, b"\0")
 
 
@@ -42,9 +44,11 @@ def _vendor_regs(s: bytes):
             int.from_bytes(s[4:8], "little"))          # EBX, ECX, EDX
 
 
-def sys_cpuid_values(leaf: int):
-    """(EAX, EBX, ECX, EDX) for a CPUID leaf.  Leaves above the maximum return the highest basic
-    leaf's values (as Intel CPUs do)."""
+def sys_cpuid_values(leaf: int, sub: int = 0):
+    """(EAX, EBX, ECX, EDX) for a CPUID leaf (``sub``: ECX, for leaf 7).  Leaves above the
+    maximum return the highest basic leaf's values (as Intel CPUs do): leaf 7's.  Leaves 2-6
+    report nothing: leaf 2 one round of null cache descriptors (AL = 1), leaf 4 no cache
+    (type 0), 3 (PSN), 5 (MONITOR) and 6 (power management) zeros."""
     if 0x80000000 <= leaf <= 0x80000004:
         if leaf == 0x80000000:
             return 0x80000004, 0, 0, 0
@@ -54,18 +58,25 @@ def sys_cpuid_values(leaf: int):
         return tuple(int.from_bytes(chunk[i:i + 4], "little") for i in range(0, 16, 4))
     if leaf == 0:
         b, c, d = _vendor_regs(b"GenuineIntel")
-        return 1, b, c, d
-    return CPUID_SIGNATURE, 0, 0, CPUID_1_EDX
+        return CPUID_MAX_BASIC, b, c, d
+    if leaf == 1:
+        return CPUID_SIGNATURE, 0, 0, CPUID_1_EDX
+    if leaf == 2:
+        return 1, 0, 0, 0
+    if 3 <= leaf <= 6:
+        return 0, 0, 0, 0
+    # leaf 7 and every leaf above the maximum: structured extended features, subleaf 0 only
+    return (0, 0, CPUID_7_ECX, 0) if sub == 0 else (0, 0, 0, 0)
 
 
 def sys_cpuid(cpu):
     R = cpu.R
     leaf = R[0]
-    R[0], R[3], R[1], R[2] = sys_cpuid_values(leaf)
+    R[0], R[3], R[1], R[2] = sys_cpuid_values(leaf, R[1])
     # -- APIC (aero.devices.apic): CPUID.1:EDX.APIC (bit 9) while IA32_APIC_BASE.EN is set,
     # EBX[31:24] the initial APIC ID.  No APIC: as before.
     apic = cpu.apic
-    if apic is not None and not (0x80000000 <= leaf <= 0x80000004) and leaf != 0:
+    if apic is not None and leaf == 1:
         R[3] |= apic.initial_id << 24
         if apic.enabled:
             R[2] |= CPUID_APIC
@@ -107,6 +118,7 @@ base = rd32($SEG, ($EA + 2) & $AMASK)
 cpu.{_reg} = [base & 0xFFFFFF if $OSZ == 16 else base, lim]
 """
     TEMPLATES["S" + _n[1:]] = f"""
+sys_umip(cpu)
 ea2 = ($EA + 2) & $AMASK
 cpu.check_write($SEG, $EA, 2)
 cpu.check_write($SEG, ea2, 4)
@@ -114,12 +126,19 @@ wr16($SEG, $EA, cpu.{_reg}[1])
 wr32($SEG, ea2, cpu.{_reg}[0] & 0xFFFFFF if $OSZ == 16 else cpu.{_reg}[0])
 """
 
-TEMPLATES["SLDT@r"] = "sys_pm_only(cpu)\nsys_store_reg(cpu, $INS, cpu.ldtr[0])\n"
-TEMPLATES["SLDT@m"] = "sys_pm_only(cpu)\nwr16($SEG, $EA, cpu.ldtr[0])\n"
-TEMPLATES["STR@r"] = "sys_pm_only(cpu)\nsys_store_reg(cpu, $INS, cpu.tr[0])\n"
-TEMPLATES["STR@m"] = "sys_pm_only(cpu)\nwr16($SEG, $EA, cpu.tr[0])\n"
-TEMPLATES["SMSW@r"] = "sys_store_reg(cpu, $INS, cpu.cr0)\n"
-TEMPLATES["SMSW@m"] = "wr16($SEG, $EA, cpu.cr0 & 0xFFFF)\n"
+TEMPLATES["SLDT@r"] = "sys_pm_only(cpu)\nsys_umip(cpu)\nsys_store_reg(cpu, $INS, cpu.ldtr[0])\n"
+TEMPLATES["SLDT@m"] = "sys_pm_only(cpu)\nsys_umip(cpu)\nwr16($SEG, $EA, cpu.ldtr[0])\n"
+TEMPLATES["STR@r"] = "sys_pm_only(cpu)\nsys_umip(cpu)\nsys_store_reg(cpu, $INS, cpu.tr[0])\n"
+TEMPLATES["STR@m"] = "sys_pm_only(cpu)\nsys_umip(cpu)\nwr16($SEG, $EA, cpu.tr[0])\n"
+TEMPLATES["SMSW@r"] = "sys_umip(cpu)\nsys_store_reg(cpu, $INS, cpu.cr0)\n"
+TEMPLATES["SMSW@m"] = "sys_umip(cpu)\nwr16($SEG, $EA, cpu.cr0 & 0xFFFF)\n"
+
+
+def sys_umip(cpu):
+    """User-mode instruction prevention (CR4.UMIP, SDM Vol. 3, 2.5): SGDT, SIDT, SLDT, STR and
+    SMSW raise #GP(0) at CPL > 0 (virtual-8086 mode included); SLDT/STR are #UD first there."""
+    if cpu.cr4 & CR4_UMIP and cpu.cpl:
+        raise CPUFault(_GP, 0)
 
 
 def sys_lldt(cpu, sel):
@@ -257,8 +276,10 @@ TEMPLATES["VERR"] = "sys_pm_only(cpu)\nsys_verify(cpu, $A, False)\n"
 TEMPLATES["VERW"] = "sys_pm_only(cpu)\nsys_verify(cpu, $A, True)\n"
 
 # ---- control and debug registers ----------------------------------------------------------------
-# CR4 bits Aero implements: TSD(2) DE(3) PSE(4) PAE(5) PGE(7).  Others are reserved: #GP(0).
-CR4_VALID = 0x04 | 0x08 | 0x10 | 0x20 | 0x80
+# CR4 bits Aero implements: TSD(2) DE(3) PSE(4) PAE(5) PGE(7) UMIP(11).  Others are reserved:
+# #GP(0).
+CR4_UMIP = 0x800
+CR4_VALID = 0x04 | 0x08 | 0x10 | 0x20 | 0x80 | CR4_UMIP
 
 
 def sys_read_cr(cpu, n):
