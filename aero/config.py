@@ -19,7 +19,7 @@ import tomllib
 from dataclasses import dataclass, field, fields
 
 DEFAULT_IPS = 20_000_000
-JIT_THRESHOLD = 50           # runs of a block before the JIT translates it (aero bench --jit)
+JIT_THRESHOLD = 800          # runs of a block before the JIT translates it (README, "The JIT")
 DEFAULT_RTC = _dt.datetime(2026, 1, 1, 12, 0, 0)
 MAX_MEMORY_MIB = 3584
 

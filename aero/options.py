@@ -48,7 +48,7 @@ def add_machine_options(r) -> None:
                    help="translate hot guest code to Python (default on; the machine does "
                    "exactly the same either way)")
     r.add_argument("--jit-threshold", type=int, default=None, metavar="N",
-                   help="translate a block after it ran N times (default 50)")
+                   help="translate a block after it ran N times (default 800)")
     r.add_argument("--rtc", metavar="ISO8601", help="RTC start time (default 2026-01-01T12:00:00)")
     r.add_argument("--no-reboot", action="store_true",
                    help="end the run instead of resetting the machine, on a triple fault or a "

@@ -16,7 +16,7 @@ from ..cpu.blocks import Block, JumpBlock
 from .region import form
 from .unit import Unit
 
-DEFAULT_THRESHOLD = 50
+DEFAULT_THRESHOLD = 800
 
 
 class CountingBlock(Block):
