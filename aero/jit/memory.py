@@ -136,7 +136,7 @@ _LINE = re.compile(r"^(\s*)(?:(\w+) = )?cpu\.(push16|push32|pop16|pop32|stack_re
 def _stack_line(indent: str, target: str | None, helper: str, arg: str, mask: str | None,
                 n: int) -> list[str] | None:
     i = indent
-    big = f"cpu.attr[{SS}] & {_A_DB:#x}"
+    big = "_ssb"                    # SS's B bit, read once per run and after opaque instructions
     wrap = f"(0xFFFFFFFF if _big{n} else 0xFFFF)"
     if helper.startswith("push") and target is None and mask is None:
         size = int(helper[4:]) // 8
@@ -181,6 +181,11 @@ def _stack_line(indent: str, target: str | None, helper: str, arg: str, mask: st
                 f"{i}else:",
                 f"{i}    r4 = (r4 & 0xFFFF0000) | ((r4 + ({arg})) & 0xFFFF)"]
     return None
+
+
+# SS's B bit (the stack's address size) as the inlined stack operations read it: SS changes only
+# in instructions that call helpers (opaque ones, after which the translation reads it again)
+SS_BIG = f"_ssb = cpu.attr[{SS}] & {_A_DB:#x}"
 
 
 def inline_stack(body: str, counter: list) -> str | None:

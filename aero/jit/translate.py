@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 from ..cpu import codegen, flags
 from ..cpu.blocks import JumpBlock
-from .memory import RAM_BINDINGS, SEGMENT_LISTS, inline_accesses, inline_stack
+from .memory import RAM_BINDINGS, SEGMENT_LISTS, SS_BIG, inline_accesses, inline_stack
 
 _PARAM = re.compile(r"\bP(\d+)\b")
 _REG = re.compile(r"\bR\[(\d)\]")
@@ -282,6 +282,8 @@ def translate(blocks, code32: bool, entry_eip: int) -> Translation:
     regs = tuple(sorted(regs))
     t.regs = regs
     load = "; ".join(f"r{r} = R[{r}]" for r in regs)
+    if not direct and any(stacky(b) for out in expanded for _, _, b in out):
+        load += "; " + SS_BIG                   # read again wherever the registers are
     store = "; ".join(f"R[{r}] = r{r}" for r in regs)
 
     body_lines: list[str] = []
