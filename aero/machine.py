@@ -204,6 +204,7 @@ class Machine:
             cpu.iack = self.lapic.acknowledge
             self.lapic.pic_ack = lambda: self.ioapic.extint_acknowledge(self.pic)
             self.lapic.on_eoi = self.ioapic.eoi
+            self.lapic.on_init = self.request_init
 
             def pic_intr(level, lapic=self.lapic, ioapic=self.ioapic):
                 ioapic.set_pic_intr(level)
@@ -227,6 +228,7 @@ class Machine:
         self.bios_image = None
         self.aero_bios = None               # the Aero BIOS device, when it is the firmware
         self._reset_pending = False
+        self._init_pending = False          # an INIT for the CPU (the local APIC)
         self._user_stop = False
         self.running = False                # a run_until is in progress (any thread may ask)
         self._timers: list = []             # host timers (at_icount / at_tick)
@@ -328,6 +330,25 @@ class Machine:
         self.result_status = "poweroff"
         self.cpu.request_stop()
 
+    def request_init(self) -> None:
+        """The local APIC delivered an INIT to the CPU: taken at the next instruction
+        boundary (``cpu_init``)."""
+        self._init_pending = True
+        self.cpu.request_stop()
+
+    def cpu_init(self) -> None:
+        """INIT (SDM Vol. 3, 9.1, Table 9-1): the processor to its power-up state, except that
+        the MSRs (SYSENTER, EFER, ...) keep their values and the time-stamp counter runs on;
+        the local APIC to its INIT state, keeping its ID.  Devices, the A20 gate and memory are
+        untouched.  The CPU (the bootstrap processor) then runs from the reset vector."""
+        cpu = self.cpu
+        keep = (cpu.tsc_offset, dict(cpu.msr), list(cpu.sysenter), cpu.efer)
+        cpu.reset()
+        cpu.tsc_offset, cpu.msr, cpu.sysenter[:], cpu.efer = keep
+        cpu.mode_changed()
+        if self.lapic is not None:
+            self.lapic.init_signal()
+
     def reset(self) -> None:
         """A system reset: CPU and devices to power-on state; RAM keeps its contents.  Virtual
         time runs on (the instruction count is since power-on: limits, recordings and traces
@@ -393,6 +414,9 @@ class Machine:
                 if self._reset_pending:
                     self._reset_pending = False
                     self.reset()
+                if self._init_pending:
+                    self._init_pending = False
+                    self.cpu_init()
                 if self._user_stop:
                     self._user_stop = False
                     cpu.stop_requested = False
@@ -531,6 +555,8 @@ class Machine:
             "machine": {"exit_status": self.exit_status, "result_status": self.result_status,
                         "reset_pending": self._reset_pending, "resets": self.resets},
         }
+        if self._init_pending:                  # (only then: other states keep their layout)
+            st["machine"]["init_pending"] = True
         self._sync_memory()
         return st
 
@@ -573,6 +599,7 @@ class Machine:
         self.exit_status = ms["exit_status"]
         self.result_status = ms["result_status"]
         self._reset_pending = ms["reset_pending"]
+        self._init_pending = ms.get("init_pending", False)
         self.resets = ms["resets"]
         self._sync_memory()
 

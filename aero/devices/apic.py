@@ -62,11 +62,14 @@ spurious vector (SVR 7:0), nothing in service.
 ICR: fixed and lowest-priority messages (lowest priority is fixed for one CPU) and NMIs reach
 this APIC when the destination matches (shorthand self (fixed only) or all-including-self, or
 the destination field: physical ID or FFh, logical flat/cluster model against LDR/DFR); "all
-excluding self" reaches nobody.  INIT, start-up (SIPI) and SMI messages are not performed on
-this CPU (Aero has one CPU, no SMM, and restarting the BSP under a running machine would be a
-reset in all but name): they are dropped and counted (``summary``: ``dropped IPIs``); so are
-INIT level de-asserts (a no-op on a Pentium 4).  The same holds for INIT/SMI from the I/O APIC
-and for LVT entries in SMI/INIT mode.
+excluding self" reaches nobody.  An INIT reaching this APIC (an IPI to itself, the I/O APIC, an
+LVT entry in INIT mode) is the processor's INIT (``on_init``; ``aero.machine``: at the next
+instruction boundary the CPU goes to its INIT state, SDM Vol. 3 Table 9-1, keeping its MSRs
+and the time-stamp counter, the APIC to its INIT state keeping its ID, devices and memory
+untouched; the bootstrap processor then runs from the reset vector).  Start-up IPIs are
+ignored: only a processor waiting for SIPI (an application processor after INIT) acts on one,
+and the one CPU is the BSP.  SMI is not performed (no SMM).  Both are dropped and counted
+(``summary``: ``dropped IPIs``); so are INIT level de-asserts (a no-op on a Pentium 4).
 
 Timer (10.5.4): the APIC bus clock is 1 GHz (``BUS_HZ``; QEMU's choice, so counts a guest
 calibrates compare with QEMU's), derived from the instruction clock: at ``ips`` ticks per
@@ -139,6 +142,7 @@ class LocalAPIC(Device, MMIOHandler):
         self.cpu = cpu
         self.on_intr = cpu.set_intr if cpu is not None else None   # the CPU's INTR line
         self.on_nmi = cpu.raise_nmi if cpu is not None else None
+        self.on_init = None                # callable(): an INIT for this CPU (aero.machine)
         self.pic_ack = None                # the 8259A's INTA (ExtINT)
         self.on_eoi = None                 # callable(vector): EOI of a level-triggered vector
         self.initial_id = apic_id
@@ -155,6 +159,15 @@ class LocalAPIC(Device, MMIOHandler):
         self._power_on()
         self._post()
         self._remap()
+
+    def init_signal(self) -> None:
+        """INIT (10.4.7.3): the APIC as after power-up, except its ID (and IA32_APIC_BASE,
+        kept apart) are unchanged; under the Aero BIOS its POST's virtual wire setup again."""
+        apic_id = self.ID
+        self._power_on()
+        self.ID = apic_id
+        self._post()
+        self._update()
 
     # -- power-on / INIT state (10.4.7.1) ------------------------------------------------------
     def _power_on(self) -> None:
@@ -454,7 +467,9 @@ class LocalAPIC(Device, MMIOHandler):
                 self.on_nmi()
         elif dm == DM_EXTINT:
             self._update()
-        else:                                 # SMI, INIT and reserved modes: not performed
+        elif dm == DM_INIT and self.on_init is not None:
+            self.on_init()
+        else:                                 # SMI and reserved modes: not performed
             self.dropped_ipis += 1
 
     def _lint_assert(self, i: int) -> None:
@@ -525,7 +540,10 @@ class LocalAPIC(Device, MMIOHandler):
             self.extint_msg = True
             self._update()
             return True
-        self.dropped_ipis += 1                      # SMI, INIT, SIPI: see the docstring
+        if mode == DM_INIT and self.on_init is not None:
+            self.on_init()                          # the CPU's INIT, at the next boundary
+            return True
+        self.dropped_ipis += 1                      # SMI, SIPI: see the docstring
         return False
 
     def _send_ipi(self) -> None:
