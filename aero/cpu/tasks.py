@@ -181,6 +181,11 @@ def task_switch(cpu, sel: int, addr: int, lo: int, hi: int, source: str, next_ei
         wr((addr + 5) & 0xFFFFFFFF, 1, ((hi >> 8) & 0xFF) | 2)
     cpu.tr = [sel & 0xFFFF, nbase, nlimit, a | 2]
     cpu.cr0 |= CR0_TS
+    # the local breakpoint enables L0-L3 belong to the old task (SDM Vol. 3, 17.2.4: cleared on
+    # every task switch; QEMU's switch_tss does the same)
+    if cpu.dr[7] & 0x55:
+        cpu.dr[7] &= ~0x55
+        cpu.dr_changed()
     if n_cr3 is not None and cpu.cr0 & 0x80000000:
         cpu.write_cr3(n_cr3)
     cpu.lf = None

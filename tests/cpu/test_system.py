@@ -169,9 +169,12 @@ def assemble(src):
 INIT = dict(cs=0x08, ss=0x10, ds=0x10, es=0x10, fs=0x10, gs=0x10, esp=STACK0 - 0x100)
 
 
-def run_aero(img, max_steps=20000, eflags=0x2, stop=None):
+def run_aero(img, max_steps=20000, eflags=0x2, stop=None, dr7=None):
     bus = Bus(RAM)
     cpu = CPU(bus)
+    if dr7 is not None:
+        cpu.dr[7] = dr7
+        cpu.dr_changed()
     bus.ram[:len(img.mem)] = img.mem
     cpu.gdtr = [GDT, img.gdt_limit]
     cpu.idtr = [IDT, img.idt_limit]
@@ -193,8 +196,10 @@ def run_aero(img, max_steps=20000, eflags=0x2, stop=None):
     return cpu
 
 
-def run_unicorn(img, eflags=0x2, msrs=None):
+def run_unicorn(img, eflags=0x2, msrs=None, dr7=None):
     uc = Uc(UC_ARCH_X86, UC_MODE_32)
+    if dr7 is not None:
+        uc.reg_write(X.UC_X86_REG_DR7, dr7)
     uc.mem_map(0, RAM)
     uc.mem_write(0, bytes(img.mem))
     uc.reg_write(X.UC_X86_REG_GDTR, (0, GDT, img.gdt_limit, 0))
@@ -480,6 +485,20 @@ task16:
     iret                          ; NT: back to the 32-bit task
 bits 32
 """
+
+
+@needs_nasm
+def test_task_switch_clears_local_breakpoint_enables():
+    """SDM Vol. 3, 17.2.4: L0-L3 in DR7 are cleared by every task switch (G0-G3 stay); the
+    breakpoints are on linear address 0, which nothing executes.  unicorn (QEMU's switch_tss)
+    agrees."""
+    code, labels = assemble(TASKS)
+    img = Image(TASKS, tss1=dict(eip=labels["task2"], esp=STACK_T2, regs=[1, 2, 3, 4, 0, 6, 7, 8]))
+    cpu = run_aero(img, dr7=0x4FF)
+    assert cpu.eip == DONE
+    assert cpu.dr[7] & 0xFF == 0xAA                     # G0-G3 kept, L0-L3 cleared
+    uc, _ = run_unicorn(img, dr7=0x4FF)
+    assert uc.reg_read(X.UC_X86_REG_DR7) & 0xFF == 0xAA
 
 
 @needs_nasm
