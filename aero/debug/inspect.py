@@ -51,7 +51,7 @@ from ..cpu.cpu import (A_ACCESSED, A_CODE, A_DB, A_DC, A_G, A_P, A_RW, A_S, CR0_
 from ..cpu.segmentation import d_attr, d_base, d_limit
 from ..devices.vga import _LFB
 from ..mem.bus import MMIO, NPAGES, PAGE, RAM, ROM, UNMAPPED
-from ..mem.mmu import T_DIRTY, T_GLOBAL, T_NX, T_USER, T_WRITE
+from ..mem.mmu import PDE4M_RESERVED, T_DIRTY, T_GLOBAL, T_NX, T_USER, T_WRITE
 
 __all__ = [
     "translate", "read_physical", "read_physical_bytes", "read_linear", "read_linear_bytes",
@@ -268,10 +268,10 @@ EFLAGS_BITS = (("CF", F.CF), ("PF", F.PF), ("AF", F.AF), ("ZF", F.ZF), ("SF", F.
                ("ID", F.ID))
 CR0_BITS = (("PE", 0), ("MP", 1), ("EM", 2), ("TS", 3), ("ET", 4), ("NE", 5), ("WP", 16),
             ("AM", 18), ("NW", 29), ("CD", 30), ("PG", 31))
-# Aero implements TSD DE PSE PAE PGE (aero/cpu/sem/system.py CR4_VALID); the others are named
-# for completeness (MOV CR4 refuses them with #GP).
+# Aero implements TSD DE PSE PAE PGE UMIP (aero/cpu/sem/system.py CR4_VALID); the others are
+# named for completeness (MOV CR4 refuses them with #GP).
 CR4_BITS = (("VME", 0), ("PVI", 1), ("TSD", 2), ("DE", 3), ("PSE", 4), ("PAE", 5), ("MCE", 6),
-            ("PGE", 7), ("PCE", 8), ("OSFXSR", 9), ("OSXMMEXCPT", 10))
+            ("PGE", 7), ("PCE", 8), ("OSFXSR", 9), ("OSXMMEXCPT", 10), ("UMIP", 11))
 EFER_BITS = (("SCE", 0), ("LME", 8), ("LMA", 10), ("NXE", 11))
 
 
@@ -957,6 +957,8 @@ def walk(target, lin: int) -> Walk:
     if not pde & 1:
         return stop("not present at PDE")
     if pde & 0x80 and cpu.cr4 & 0x10:
+        if pde & PDE4M_RESERVED:
+            return stop("reserved bits set at PDE")
         w.physical = ((pde & 0xFFC00000) + (lin & 0x3FFFFF)) & a20
         w.page_size = 4 << 20
         w.user, w.writable = bool(pde & 4), bool(pde & 2)
@@ -1137,6 +1139,9 @@ def address_space(target, max_runs: int = 4096, max_problems: int = 64) -> Addre
             lbase = i << 22
             pw, pu = pde >> 1 & 1, pde >> 2 & 1
             if pde & 0x80 and pse:
+                if pde & PDE4M_RESERVED:
+                    problem(f"{lbase:08x}: reserved bits set in PDE {pde:08x}")
+                    continue
                 k = np.arange(1024, dtype=np.int64)
                 lins.append(lbase + (k << 12))
                 phys.append(((pde & 0xFFC00000) + (k << 12)) & a20)

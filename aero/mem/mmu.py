@@ -34,6 +34,11 @@ TLB_CAPACITY = 1024
 # entry permission bits
 T_USER, T_WRITE, T_DIRTY, T_GLOBAL, T_NX = 1, 2, 4, 8, 16
 
+# A 32-bit paging PDE mapping a 4 MiB page: bits 21:13 are reserved (SDM Vol. 3, Table 4-4:
+# bits 20:13 carry physical address bits 39:32 only with PSE-36, which the CPU does not offer
+# (CPUID.1:EDX bit 17 clear); bit 21 always).  Any of them set: #PF with the RSVD bit.
+PDE4M_RESERVED = 0x3FE000
+
 
 class MMU:
     def __init__(self, cpu, bus):
@@ -469,6 +474,8 @@ class MMU:
         u = pde & 4
         w = pde & 2
         if pde & 0x80 and cpu.cr4 & 0x10:                              # 4 MiB page
+            if pde & PDE4M_RESERVED:
+                self._fault(lin, True, write, user, fetch, rsvd=True)
             bits = _bits(u, w, pde & 0x40, pde & 0x100 and cpu.cr4 & 0x80, False)
             self._check(lin, bits, write, user, fetch, wp)
             _set_ad(bus, pde_addr, pde, write)
