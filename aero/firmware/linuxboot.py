@@ -15,7 +15,9 @@ What ``load_image`` plans (``LinuxPlan``):
   (loadflags LOADED_HIGH) of protocol 2.02 or later (``MIN_PROTOCOL``: a 32-bit command-line
   pointer; zImages and older protocols are refused with one line).  setup_sects 0 means 4.
   The real-mode part is (setup_sects + 1) * 512 bytes, the rest is the protected-mode kernel;
-  with protocol 2.04+ a file shorter than syssize * 16 bytes after the setup is truncated.
+  with protocol 2.04+ a file ending more than a paragraph short of syssize * 16 bytes after the
+  setup is truncated (syssize counts whole 16-byte paragraphs, rounded up: memtest86+'s image
+  ends 8 bytes into its last one, and QEMU loads it as it is).
 * Real-mode code at X = ``SETUP_ADDR`` (0x10000, segment 0x1000), at most 0x8000 bytes; its
   heap and stack up to X+0x10000 (heap_end_ptr = 0xFE00, loadflags CAN_USE_HEAP); the command
   line at X+0x10000 = ``CMDLINE_ADDR`` (cmd_line_ptr), at most cmdline_size bytes (protocol
@@ -278,7 +280,7 @@ def load_image(data: bytes, name: str, ram_size: int, cmdline="", initrd: bytes 
         raise ValueError(f"--kernel: {name}: real-mode setup of {setup_size} bytes "
                          f"({setup_sects} sectors): at most {SETUP_MAX} fit below its heap")
     kernel = data[setup_size:]
-    if "syssize" in hdr and len(kernel) < hdr["syssize"] * 16:
+    if "syssize" in hdr and len(kernel) <= (hdr["syssize"] - 1) * 16:
         raise ValueError(f"--kernel: {name}: truncated: the protected-mode kernel is "
                          f"{len(kernel)} bytes, the header says {hdr['syssize'] * 16}")
     if not kernel:

@@ -490,6 +490,17 @@ def test_vid_mode_from_the_command_line(cmd, mode):
     assert lb.load_image(synthetic_bytes(), "bz", 32 << 20, cmd).vid_mode == mode
 
 
+@pytest.mark.parametrize("short", [1, 8, 15])
+def test_a_file_ending_inside_its_last_paragraph_loads(short):
+    """syssize counts whole 16-byte paragraphs: memtest86+ 6.10's file ends 8 bytes into its
+    last one (QEMU loads it); a whole paragraph missing is a truncated file."""
+    data = synthetic_bytes()
+    plan = lb.load_image(data[:-short], "bz", 32 << 20)
+    assert plan.kernel == data[plan.setup_size:-short]
+    with pytest.raises(ValueError, match="truncated"):
+        lb.load_image(data[:-16], "bz", 32 << 20)
+
+
 @pytest.mark.parametrize("data, match", [
     (b"\0" * 100, "file too short"),
     (synthetic_bytes()[:0x400], "truncated: 1024 bytes, its real-mode setup alone is 1536"),
