@@ -172,12 +172,38 @@ def _rep_kernel(n):
     return code, 2 + n * (3 + 256 + 2) + 1, {1: 0, 6: DATA + 1024, 7: DATA + 0x2000 + 1024}, data
 
 
+def _x87_kernel(n):
+    # x87 arithmetic on both operand kinds: FILD m32, FMUL/FSQRT/FDIVP/FADDP on the stack, FADD
+    # m64; the sum of 1 + 0.5 per round, stored with FISTP (round to nearest even) and checked
+    code = (
+        b"\xb9" + _d(n) +            # mov ecx, n
+        b"\xdb\xe3"                  # fninit
+        b"\xd9\xee"                  # fldz
+        # loop:
+        b"\x89\x0d" + _d(DATA) +     # mov [DATA], ecx
+        b"\xdb\x05" + _d(DATA) +     # fild dword [DATA]
+        b"\xd9\xc0"                  # fld st0
+        b"\xd8\xc8"                  # fmul st0, st0
+        b"\xd9\xfa"                  # fsqrt
+        b"\xde\xf9"                  # fdivp st1, st0         (x / x = 1)
+        b"\xdc\x05" + _d(DATA + 8) + # fadd qword [DATA+8]    (+ 0.5)
+        b"\xde\xc1"                  # faddp st1, st0
+        b"\x49"                      # dec ecx
+        b"\x75\xe2"                  # jnz loop
+        b"\xdb\x1d" + _d(DATA + 16) +  # fistp dword [DATA+16]
+        b"\xa1" + _d(DATA + 16) +     # mov eax, [DATA+16]
+        b"\xf4")
+    total = round(n * 1.5)                       # Python rounds half to even, as FISTP does
+    return code, 3 + n * 10 + 3, {0: total, 1: 0}, bytes(8) + struct.pack("<d", 0.5)
+
+
 KERNELS = {
     "alu": (_alu_kernel, 20000),
     "branch": (_branch_kernel, 20000),
     "memory": (_mem_kernel, 1000),
     "call": (_call_kernel, 20000),
     "rep-movs": (_rep_kernel, 400),
+    "x87": (_x87_kernel, 2000),
 }
 
 

@@ -66,7 +66,8 @@ from .devices.ioapic import IOAPIC, IOAPICPIRQRouter, ISAIRQFanout
 from .devices.pic import PIC
 from .devices.pit import PIT, PortB
 from .devices.rtc import RTC
-from .devices.sysports import DebugCon, DebugExit, FirmwareLog, Port92, PostCode, ResetControl
+from .devices.sysports import (CoprocessorError, DebugCon, DebugExit, FirmwareLog, Port92,
+                               PostCode, ResetControl)
 from .devices.uart import UART16550A
 from .devices.vga import VGA
 from .devices.vga_pci import VGAPCI
@@ -174,6 +175,8 @@ class Machine:
         self.debug_exit.register(self.io)
         self.reset_control = ResetControl(lambda hard: self.request_reset())
         self.reset_control.register(self.io)
+        self.fpu_error = CoprocessorError(self.irq, cpu)
+        self.fpu_error.register(self.io)
         self.vga = VGA(self.clock, rom=vga_rom)
         self._vram_mirror = PageMirror(self.vga.vram)
         self.vga.register(self.io)
@@ -224,7 +227,7 @@ class Machine:
                         self.dma, self.port92, self.post, self.debugcon, self.fwlog,
                         self.debug_exit, self.reset_control, self.vga, self.fdc, *self.ide,
                         self.bus_master, *self.pci.devices, self.vga_pci, self.fw_cfg,
-                        *self.images, *apic_devices]
+                        *self.images, *apic_devices, self.fpu_error]
         self.bios_image = None
         self.aero_bios = None               # the Aero BIOS device, when it is the firmware
         self._reset_pending = False
@@ -338,13 +341,16 @@ class Machine:
 
     def cpu_init(self) -> None:
         """INIT (SDM Vol. 3, 9.1, Table 9-1): the processor to its power-up state, except that
-        the MSRs (SYSENTER, EFER, ...) keep their values and the time-stamp counter runs on;
+        the MSRs (SYSENTER, EFER, ...) and the x87 keep their values and the time-stamp counter
+        runs on;
         the local APIC to its INIT state, keeping its ID.  Devices, the A20 gate and memory are
         untouched.  The CPU (the bootstrap processor) then runs from the reset vector."""
         cpu = self.cpu
-        keep = (cpu.tsc_offset, dict(cpu.msr), list(cpu.sysenter), cpu.efer)
+        keep = (cpu.tsc_offset, dict(cpu.msr), list(cpu.sysenter), cpu.efer,
+                cpu.fpu.get_state())
         cpu.reset()
-        cpu.tsc_offset, cpu.msr, cpu.sysenter[:], cpu.efer = keep
+        cpu.tsc_offset, cpu.msr, cpu.sysenter[:], cpu.efer, fpu = keep
+        cpu.fpu.set_state(fpu)          # INIT leaves the x87 as it was (SDM Vol. 3 table 9-1)
         cpu.mode_changed()
         if self.lapic is not None:
             self.lapic.init_signal()

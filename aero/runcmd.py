@@ -111,25 +111,6 @@ def _finish_recording(rec, res) -> None:
           file=sys.stderr)
 
 
-NM_HINT = 100      # #NM faults after which a run's end says the guest wants an FPU
-
-
-def _count_missing_fpu(m) -> list:
-    """Count the #NM faults the guest takes (an interrupt hook on vector 7: nothing runs for
-    other vectors), so that a run of a guest that keeps executing x87 instructions on Aero's
-    FPU-less CPU (a Linux setup's FPU probe, memtest86+) ends with a line saying why."""
-    from .cpu.sem.system import sys_cpuid_values
-    count = [0]
-    if sys_cpuid_values(1)[3] & 1:
-        return count                        # the CPU has an FPU: #NM means what it says
-
-    def on_nm(_m, ev):
-        if ev.kind == "fault":
-            count[0] += 1
-    m.hooks.interrupt(on_nm, 7)
-    return count
-
-
 def run_command(settings: dict, record: dict | None = None) -> int:
     """Run a machine from settings (``aero.config``: option names; what --config and the
     command line gave, merged by ``aero.cli``).  ``record``: record the run (`aero record`:
@@ -153,7 +134,6 @@ def run_command(settings: dict, record: dict | None = None) -> int:
     except ConfigError as e:
         print(f"aero: {e}", file=sys.stderr)
         return 2
-    nm = _count_missing_fpu(m)
     res = None
     try:
         window = None
@@ -187,10 +167,6 @@ def run_command(settings: dict, record: dict | None = None) -> int:
     elif res.status in ("halted", "shutdown", "timeout"):
         print(f"aero: {res.status}{': ' + res.detail if res.detail else ''} "
               f"after {res.icount} instructions", file=sys.stderr)
-    if nm[0] >= NM_HINT:
-        print(f"aero: the guest took {nm[0]} #NM exceptions (device not available): it runs x87 "
-              "instructions, and Aero's CPU has no FPU yet (CPUID.1:EDX.FPU = 0)",
-              file=sys.stderr)
     if m.resets:
         # the instruction count runs on across resets: a guest in a reboot loop still reaches
         # --max-instructions, and this line says why it got nowhere

@@ -141,7 +141,7 @@ def _bad_reason(c: Case) -> str | None:
         return "vex"
     if e.ud and e.mnem == "(bad)":
         return "table"
-    if ins.mod == 3 and not e.nm and any(s in MEM_ONLY for s in e.ops):
+    if ins.mod == 3 and not e.x87 and any(s in MEM_ONLY for s in e.ops):
         return "memreg"
     if "Sw" in e.ops and ins.reg > 5:
         return "sreg"
@@ -252,7 +252,7 @@ def _vex_real(c: Case) -> bool:
 
 
 def _x87_alias(c: Case) -> bool:
-    if c.bad or not c.ins.entry.nm or c.ins.mod != 3:
+    if c.bad or not c.ins.entry.x87 or c.ins.mod != 3:
         return False
     return c.cs is None or (c.same_len and c.ours in X87_ALIASES.get(_cs_base(c), ()))
 
@@ -445,7 +445,7 @@ def compare(raw: bytes, mode: int, md, eip: int = 0x1000) -> Case:
         bad = is_bad(ins)
         if bad:
             ours = "(bad)"
-        elif ins.entry.nm:                     # x87: the mnemonic the disassembly names
+        elif ins.entry.x87:                     # x87: the mnemonic the disassembly names
             ours = _x87_mnem(ins)
             bad = ours == "(bad)"
         else:
@@ -554,7 +554,7 @@ def operand_mismatch(c: Case) -> str | None:
     text = disasm(ins)
     pw = prefix_words(ins)
     e = ins.entry
-    if e.nm:
+    if e.x87:
         name = text[len(pw):].split(" ", 1)[0]
     else:
         name = mnemonic(ins)
@@ -564,7 +564,7 @@ def operand_mismatch(c: Case) -> str | None:
     p = set(c.prefixes())
     has67 = 0x67 in p
     rep_quirk = ins.two and bool({0xF2, 0xF3} & p)
-    if e.nm:
+    if e.x87:
         if ins.mod == 3:
             ours = [o for o in ours if o != "st(0)"]
             theirs = [o for o in theirs if o != "st(0)"]

@@ -86,7 +86,7 @@ def eligible_entries():
     """(two, opcode, reg, entry) for every table entry the generator uses."""
     out = []
     for two, opcode, reg, e in T.all_entries():
-        if e.nm or e.name in EXCLUDED:
+        if e.x87 or e.name in EXCLUDED:
             continue
         if e.ud and (two or reg is None):
             continue            # only the invalid /reg slots of one-byte group opcodes

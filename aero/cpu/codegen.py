@@ -16,7 +16,8 @@ Placeholders (see ``aero/cpu/sem/__init__.py`` for the template-writing guide):
     $NEXT $EIP $TARGET               next EIP, this EIP, relative branch target
     $SEG $EA                         segment number and offset of the memory operand
     $SSEG                            segment of a string source (override or DS)
-    $CC $ARG $REP $REG $MOD          table constants, prefix, ModR/M fields
+    $CC $ARG $REP $REG $MOD $RM      table constants, prefix, ModR/M fields
+    $MODRM                           the ModR/M byte
     $INS                             the Insn object (for helper functions)
     %ADD %SUB %LOGIC %INC %DEC       lazy-flag kinds at the operation size
 """
@@ -28,6 +29,7 @@ import re
 from . import flags as F
 from . import sem
 from ..faults import CPUFault, EmulatorError
+from ..fpu import insns as x87_insns
 
 _SIZES = {"b": 8, "w": 16, "d": 32, "q": 64}
 _FIXED_REGS = {"AL": (0, 8), "CL": (1, 8), "DX": (2, 16), "AX": (0, 16)}
@@ -79,6 +81,8 @@ class Gen:
             return f"cpu.sel[{s}]", None, 16
         if spec == "1":
             return "1", None, 8
+        if spec == "Ex":                        # x87: the templates use $SEG/$EA or $RM
+            return None, None, 0
         kind, sz = spec[0], spec[1:]
         if spec == "sIb":
             v = ins.imm & ((1 << osz) - 1)
@@ -220,6 +224,10 @@ def expand(ins, code32: bool, src: str) -> tuple[str, list]:
             v = g.param(ins.reg)
         elif name == "MOD":
             v = str(ins.mod)
+        elif name == "RM":
+            v = g.param(ins.rm)
+        elif name == "MODRM":
+            v = g.param(ins.mod << 6 | ins.reg << 3 | ins.rm)
         elif name == "INS":
             v = g.param(ins)
         elif name == "IMM":
@@ -279,20 +287,17 @@ def _ud_op():
     raise CPUFault(6)
 
 
-def _nm_op():
-    raise CPUFault(7)
-
-
 def select(ins):
     """The semantics of a decoded instruction: ("fault", vector, ends) for an instruction that
-    faults before doing anything (#UD, #NM), else ("template", name, source, ends)."""
+    faults before doing anything (#UD), else ("template", name, source, ends)."""
     entry = ins.entry
     if entry.ud:
         return ("fault", 6, "jump")
     if ins.lock and not (entry.lock and ins.mod != 3 and ins.mod != -1):
         return ("fault", 6, "jump")                # LOCK is checked before anything else
-    if entry.nm:
-        return ("fault", 7, "jump")
+    if entry.x87 and not (x87_insns.valid_reg(entry.arg >> 3, ins.reg, ins.rm) if ins.mod == 3
+                          else x87_insns.valid_mem(entry.arg >> 3, ins.reg)):
+        return ("fault", 6, "jump")                # an x87 encoding no P6 executes
     if ins.mod == 3 and any(s[0] == "M" for s in entry.ops):
         return ("fault", 6, "jump")                # memory-only operand given a register
     tpl = templates()
@@ -318,7 +323,7 @@ def compile_insn(cpu, ins, code32: bool):
     """Return (closure, block-ending kind) for a decoded instruction."""
     sel = select(ins)
     if sel[0] == "fault":
-        return (_ud_op if sel[1] == 6 else _nm_op), sel[2]
+        return _ud_op, sel[2]
     _, name, src, ends = sel
     body, params, prologue = expand(ins, code32, src)
     key = f"{len(params)}\n{body}"

@@ -16,6 +16,7 @@ where those events happen (``on_interrupt``, ``on_mode``, ``on_cr3``; None when 
 
 from __future__ import annotations
 
+from ..fpu.x87 import X87
 from ..faults import CPUFault, BlockExit, EmulatorError, CONTRIBUTORY, DF, PF, GP, SS, DB, AC
 from ..mem.mmu import MMU
 from ..mem.watch import Watches
@@ -59,7 +60,7 @@ def _aligned_w(write, mask):
 
 
 class CPU:
-    """An i686-class CPU (integer unit; no FPU, no APIC yet)."""
+    """An i686-class CPU: the integer unit and the x87 FPU (``fpu``, ``aero.fpu``)."""
 
     def __init__(self, bus):
         self.bus = bus
@@ -75,6 +76,12 @@ class CPU:
         self.dbg_hits = 0                 # data breakpoint hits of the current instruction
         self.mem_rebind()
         self.R = [0] * 8
+        self.fpu = X87()                  # the x87 (aero.fpu.x87; instructions: aero.fpu.insns)
+        # FERR# (an unmasked x87 exception met by a waiting instruction with CR0.NE = 0): the
+        # chipset's IRQ13 logic (aero.devices.sysports.CoprocessorError) listens here, and sets
+        # ``ignne`` (IGNNE#) when the handler writes port F0h, until ES clears
+        self.on_ferr = None
+        self.ignne = False
         self.msr: dict[int, int] = {}
         self.intr = False                 # the INTR line (from the PIC)
         self.nmi_pending = False          # an NMI to take at the next boundary
@@ -133,6 +140,8 @@ class CPU:
         self.wlo = [0] * 6
         self.whi = [0xFFFF] * 6
         self.cr0 = CR0_ET | CR0_CD | CR0_NW
+        self.fpu.reset()
+        self.ignne = False
         self.cr2 = self.cr3 = self.cr4 = 0
         self.dr = [0, 0, 0, 0, 0xFFFF0FF0, 0x400, 0xFFFF0FF0, 0x400]
         self.efer = 0

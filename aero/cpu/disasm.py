@@ -36,8 +36,8 @@ SIZE_WORD = {8: "byte", 16: "word", 32: "dword", 48: "fword", 64: "qword", 80: "
 # Memory-only operand specs: a register ModR/M (mod == 3) makes the instruction #UD.
 MEM_ONLY = frozenset(("M", "Mp", "Ma", "Mq", "Ms", "Mw"))
 
-# x87 escape mnemonics (SDM Vol. 2, Appendix A.5), shown for ESC opcodes D8-DF.  Aero models a
-# machine without an FPU (they raise #NM), but the debugger still names what the bytes say.
+# x87 escape mnemonics (SDM Vol. 2, Appendix A.5), shown for ESC opcodes D8-DF (their semantics:
+# aero.fpu.insns, which tests/fpu/test_insns.py keeps in step with these tables).
 # Memory forms: [opcode - 0xD8][reg] -> (mnemonic, operand size in bits or 0 for no keyword).
 _X87_MEM = (
     (("fadd", 32), ("fmul", 32), ("fcom", 32), ("fcomp", 32), ("fsub", 32), ("fsubr", 32),
@@ -105,7 +105,7 @@ def is_bad(ins) -> bool:
     e = ins.entry
     if e is None or getattr(ins, "vex", False) or (e.ud and e.mnem == BAD):
         return True
-    if ins.mod == 3 and not e.nm:
+    if ins.mod == 3 and not e.x87:
         for spec in e.ops:
             if spec in MEM_ONLY:
                 return True
@@ -281,7 +281,7 @@ def disasm(ins) -> str:
     if is_bad(ins):
         return BAD
     e = ins.entry
-    if e.nm:
+    if e.x87:
         text = _x87(ins)
         return text if text == BAD else prefix_words(ins) + text
     ops = []

@@ -12,16 +12,25 @@ import json
 from .cpu import CPU, REG32, SEG_NAMES
 from . import flags as F
 
-STATE_VERSION = 1
+STATE_VERSION = 2                # 2: the x87
 
 _R16 = ("ax", "cx", "dx", "bx", "sp", "bp", "si", "di")
 _R8 = ("al", "cl", "dl", "bl", "ah", "ch", "dh", "bh")
+# the x87 by gdb's names: ST(i) as 80-bit images, then the control words and pointers
+_FPU_WORDS = {"fctrl": "cw", "fstat": "sw", "ftag": "tw", "fiseg": "fcs", "fioff": "fip",
+              "foseg": "fds", "fooff": "fdp", "fop": "fop"}
+_FPU_MASKS = {"fcs": 0xFFFF, "fds": 0xFFFF, "fip": 0xFFFFFFFF, "fdp": 0xFFFFFFFF, "fop": 0x7FF}
 
 
 def get_reg(cpu: CPU, name: str) -> int:
     """Read a register by name: eax..edi, ax..di, al..bh, eip, ip, eflags, flags, es..gs,
-    cr0/cr2/cr3/cr4, dr0-dr7, efer, cpl."""
+    cr0/cr2/cr3/cr4, dr0-dr7, efer, cpl; the x87's st0-st7 (80-bit images of ST(i)), fctrl,
+    fstat, ftag (the full tag word), fiseg, fioff, foseg, fooff, fop."""
     n = name.lower()
+    if n in _FPU_WORDS:
+        return getattr(cpu.fpu, _FPU_WORDS[n])
+    if len(n) == 3 and n.startswith("st") and n[2] in "01234567":
+        return cpu.fpu.st(int(n[2]))
     if n in REG32:
         return cpu.R[REG32.index(n)]
     if n in _R16:
@@ -49,9 +58,16 @@ def get_reg(cpu: CPU, name: str) -> int:
 
 
 def set_reg(cpu: CPU, name: str, value: int) -> None:
-    """Write a register by name (segment registers load as in the current mode)."""
+    """Write a register by name (segment registers load as in the current mode).  Writing
+    st0-st7 replaces the value and leaves the tags' empty/non-empty state alone (``ftag``
+    changes that)."""
     n = name.lower()
-    if n in REG32:
+    if n in _FPU_WORDS:
+        attr = _FPU_WORDS[n]
+        setattr(cpu.fpu, attr, value & _FPU_MASKS.get(attr, 0xFFFF))
+    elif len(n) == 3 and n.startswith("st") and n[2] in "01234567":
+        cpu.fpu.regs[cpu.fpu.phys(int(n[2]))] = value & ((1 << 80) - 1)
+    elif n in REG32:
         cpu.R[REG32.index(n)] = value & 0xFFFFFFFF
     elif n in _R16:
         i = _R16.index(n)
@@ -106,7 +122,10 @@ def get_state(cpu: CPU) -> dict:
         "msr": sorted([k, v] for k, v in cpu.msr.items()),
         "nmi_pending": cpu.nmi_pending,
         "mmu": cpu.mmu.get_state(),
+        "fpu": cpu.fpu.get_state(),
     }
+    if cpu.ignne:
+        st["ignne"] = True
     # NMI blocking (an NMI handler running, one NMI held): only while it holds, so that states
     # (and their hashes) of machines that never took an NMI are as they were
     if cpu.nmi_blocked or cpu.nmi_latched:
@@ -141,6 +160,8 @@ def set_state(cpu: CPU, st: dict, flush: bool = True) -> None:
     cpu.msr = {k: v for k, v in st["msr"]}
     cpu.nmi_pending = st["nmi_pending"]
     cpu.nmi_blocked, cpu.nmi_latched = st.get("nmi_blocked", (False, False))
+    cpu.fpu.set_state(st["fpu"])
+    cpu.ignne = st.get("ignne", False)
     if flush:
         cpu.cache.flush()
     cpu.mode_changed()

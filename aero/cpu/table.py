@@ -7,7 +7,8 @@ template (``aero.cpu.sem``) the interpreter and the JIT compile for it.
 Operand specifications follow the Intel SDM Vol. 2, Appendix A notation:
 
 =========  ===============================================================================
-E?         ModR/M r/m operand: Eb byte, Ew word, Ed dword, Ev word/dword by operand size
+E?         ModR/M r/m operand: Eb byte, Ew word, Ed dword, Ev word/dword by operand size;
+           Ex: an x87 operand (register ST(i) or memory of the instruction's format)
 G?         ModR/M reg field as a general register (Gb, Gw, Gd, Gv)
 Sw         ModR/M reg field as a segment register
 Cd, Dd     ModR/M reg field as a control / debug register
@@ -54,7 +55,7 @@ class Entry:
     lock: bool = False              # LOCK allowed (when the destination is memory)
     cc: int | None = None           # condition code for Jcc/SETcc/CMOVcc
     ud: bool = False                # decoded for length only: raises #UD
-    nm: bool = False                # x87 escape: raises #NM (no FPU)
+    x87: bool = False               # x87 escape (D8-DF): aero.fpu.insns by ModR/M
     rep: bool = False               # honours REP/REPE/REPNE
     arg: int | None = None          # a constant the template needs (e.g. segment number)
     extra: dict = field(default_factory=dict, compare=False)
@@ -70,7 +71,7 @@ class Entry:
         return self.mnem
 
 
-MODRM_SPECS = ("Eb", "Ew", "Ed", "Ev", "Gb", "Gw", "Gd", "Gv", "Sw", "Cd", "Dd", "Rd",
+MODRM_SPECS = ("Eb", "Ew", "Ed", "Ev", "Ex", "Gb", "Gw", "Gd", "Gv", "Sw", "Cd", "Dd", "Rd",
                "M", "Mp", "Ma", "Mq", "Ms", "Mw")
 
 
@@ -233,8 +234,11 @@ ONE[0xD4] = E("AAM", "Ib", fw=ARITH, fu="OAC")
 ONE[0xD5] = E("AAD", "Ib", fw=ARITH, fu="OAC")
 ONE[0xD6] = E("SALC", fr="C")
 ONE[0xD7] = E("XLAT", sem="XLAT")
+# x87 escapes: one entry per ModR/M.reg; arg = (opcode - D8h) * 8 + reg.  aero.fpu.insns
+# defines every encoding (memory forms by reg, register forms by reg and rm); the mnemonics
+# users see come from aero.cpu.disasm.
 for i in range(8):
-    ONE[0xD8 + i] = E("ESC", "M", nm=True)
+    ONE[0xD8 + i] = [E("ESC", "Ex", sem="X87", arg=i * 8 + r, x87=True) for r in range(8)]
 ONE[0xE0] = E("LOOPNE", "Jb", sem="LOOP", cc=0, fr="Z", ends=COND)
 ONE[0xE1] = E("LOOPE", "Jb", sem="LOOP", cc=1, fr="Z", ends=COND)
 ONE[0xE2] = E("LOOP", "Jb", sem="LOOP", cc=2, ends=COND)

@@ -8,8 +8,9 @@ through an ``aero.debug.debugger.Debugger``, beside Aero's own debugger and TUI.
 the feature ``org.gnu.gdb.i386.core`` (eax ecx edx ebx esp ebp esi edi eip eflags cs ss ds es
 fs gs, st0-st7, fctrl fstat ftag fiseg fioff foseg fooff fop: gdb numbers 0-31) and
 ``org.aero.gdb.i386.sys`` (cr0 cr2 cr3 cr4 efer: 32-36, group "system"; gdb 13 lists them
-in ``info registers`` too).  Aero has no FPU: the x87 registers read as zeros with every tag
-empty (ftag 0xffff) and writes to them are ignored.  EFER is read only.
+in ``info registers`` too).  The x87 registers are the CPU's (``info float``, ``p $st0``;
+ftag is the full tag word, as in an FSAVE image); writing st0-st7 keeps the tags.  EFER is
+read only.
 
 **Addresses are linear.**  ``m``/``M``/``X`` read and write linear memory through the
 debugger (reads without side effects; writes invalidate translated code), and breakpoints and
@@ -614,10 +615,8 @@ class GdbServer:
             return I.registers(self.m).eflags
         if name in _SEGS:
             return cpu.sel[_SEGS.index(name)]
-        if name == "ftag":
-            return 0xFFFF
-        if name.startswith("st") or name in _FPU_CTRL:
-            return 0
+        if name.startswith("st"):
+            return self.dbg.reg(name)
         return self.dbg.reg(name) & 0xFFFFFFFF
 
     def _reg_bytes(self, n: int) -> bytes:
@@ -626,8 +625,6 @@ class GdbServer:
     def _set_reg(self, n: int, value: int) -> None:
         name, _ = REGISTERS[n]
         cpu = self.m.cpu
-        if name.startswith("st") or name in _FPU_CTRL:
-            return                                          # no FPU: ignored
         if name == "efer":
             raise DebugError("efer is read only here")
         if name == "eip":

@@ -15,6 +15,11 @@
   SRST selects a hard (1) or soft (0) reset, bit 2 RCPU starts it; bit 3 FULL_RST (PIIX4/ICH) also
   asks for a hard reset.  ``reset_cb(hard)``.  Register only the byte port 0xCF9: the PCI
   configuration address port 0xCF8 is a dword port owned by the host bridge.
+* ``CoprocessorError`` - the AT's x87 error logic (IBM PC AT Technical Reference, "Math
+  Coprocessor"; Intel SDM Vol. 1 D.2.1, the "PC-style" FERR#/IGNNE# circuit; PIIX3 "FERR#"):
+  the CPU's FERR# (``cpu.on_ferr``: an unmasked x87 exception met by a waiting instruction with
+  CR0.NE = 0) latches IRQ13; a write to port 0xF0 clears the latch and asserts IGNNE#
+  (``cpu.ignne``) until FERR# goes inactive (the CPU clears it when ES clears).
 """
 
 from __future__ import annotations
@@ -236,3 +241,48 @@ class ResetControl(Device):
         self.value = st["value"]
         self.resets = st["resets"]
         self.last_kind = st["last_kind"]
+
+
+class CoprocessorError(Device):
+    name = "fpu-error"
+    PORT = 0xF0
+    IRQ = 13
+
+    def __init__(self, irq, cpu):
+        self.irq = irq                  # IRQLines
+        self.cpu = cpu
+        self.latched = False
+        self.count = 0                  # FERR# assertions seen
+        cpu.on_ferr = self.ferr
+
+    def reset(self) -> None:
+        if self.latched:
+            self.irq.set(self.IRQ, False)
+        self.latched = False
+
+    def register(self, iobus) -> None:
+        iobus.register(self.PORT, 1, self, None, self.io_write)
+
+    def ferr(self) -> None:
+        """FERR# asserted: IRQ13 (level, held until port F0h is written)."""
+        self.count += 1
+        if not self.latched:
+            self.latched = True
+            self.irq.set(self.IRQ, True)
+
+    def io_write(self, port: int, size: int, value: int) -> None:
+        self.cpu.ignne = bool(self.cpu.fpu.pending_unmasked())
+        if self.latched:
+            self.latched = False
+            self.irq.set(self.IRQ, False)
+
+    def summary(self) -> dict:
+        return {"IRQ13 latched": self.latched, "IGNNE#": self.cpu.ignne,
+                "FERR# assertions": self.count}
+
+    def get_state(self) -> dict:
+        return {"version": self.STATE_VERSION, "latched": self.latched, "count": self.count}
+
+    def set_state(self, st: dict) -> None:
+        self.check_version(st)
+        self.latched, self.count = st["latched"], st["count"]

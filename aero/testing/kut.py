@@ -115,10 +115,7 @@ _LIKE = AERO_LIKE_CPU
 # Every i386 test of x86/unittests.cfg that needs only what Aero has (one CPU, no KVM, no
 # Hyper-V), or that runs partly.  REQUIRED are the acceptance set.
 SPECS = {s.name: s for s in [
-    Spec("realmode", "realmode", aero_timeout=30, expect="aero-bug",
-         why="no x87: FNINIT/FNSTSW/FNSTCW (test_fninit) raise #NM although CR0.EM=0; the "
-             "BIOS's IVT entry 7 is an IRET, so the fault repeats forever (timeout after 122 "
-             "PASS). With those three instructions done as an FPU does, all 127 match"),
+    Spec("realmode", "realmode", aero_timeout=30),
     Spec("umip", "umip", qemu_params=("-cpu", "qemu64,+umip")),
     Spec("taskswitch", "taskswitch", same_output=True),
     Spec("taskswitch2", "taskswitch2", expect="qemu-bug",

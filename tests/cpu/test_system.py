@@ -879,7 +879,7 @@ def test_cpuid_is_coherent():
     assert a == 7 and struct.pack("<III", b, d, c) == b"GenuineIntel"
     a, b, c, d = sys_cpuid_values(1)
     assert (a >> 8) & 0xF == 6
-    assert not d & 1 and not d & 2                 # no FPU, no VME
+    assert d & 1 and not d & 2                     # the x87 FPU; no VME
     for bit in (2, 3, 4, 5, 6, 8, 11, 13, 15):
         assert d >> bit & 1
     for bit in (9, 23, 24, 25, 26):                 # APIC, MMX, FXSR, SSE, SSE2

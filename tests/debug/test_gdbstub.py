@@ -318,9 +318,11 @@ def test_target_description_paging_and_register_layout(tmp_path, servers):
         assert c.ask(f"p{n:x}") == raw[off:off + b // 8].hex().encode()
         off += b // 8
     assert c.ask(f"p{len(bits):x}") == b"E00"
-    assert raw[16 * 4:16 * 4 + 80] == bytes(80)             # st0-st7: no FPU
-    ftag = 16 * 4 + 80 + 2 * 4
-    assert raw[ftag:ftag + 4] == b"\xff\xff\x00\x00"        # every tag empty
+    assert raw[16 * 4:16 * 4 + 80] == bytes(80)             # st0-st7: +0.0 after RESET
+    fctrl = 16 * 4 + 80
+    assert raw[fctrl:fctrl + 4] == b"\x40\x00\x00\x00"      # the RESET control word 0040h
+    ftag = fctrl + 2 * 4
+    assert raw[ftag:ftag + 4] == b"\x55\x55\x00\x00"        # every register tagged zero
 
 
 def test_registers_read_and_write_with_a_linear_pc(tmp_path, servers):
@@ -337,8 +339,12 @@ def test_registers_read_and_write_with_a_linear_pc(tmp_path, servers):
     assert stop_fields(c.ask("c"))["swbreak"] == ""
     assert c.ask("z0,7c00,1") == b"OK"
     assert c.ask("P0=78563412") == b"OK" and dbg.reg("eax") == 0x12345678
-    assert c.ask("P10=" + "11" * 10) == b"OK" and c.reg(0x10) == 0    # st0: ignored
-    assert c.ask("P18=ffff0000") == b"OK" and c.reg(0x18) == 0        # fctrl: ignored
+    one = (0x3FFF << 64 | 1 << 63).to_bytes(10, "little")           # 1.0
+    assert c.ask("P10=" + one.hex()) == b"OK"
+    assert bytes.fromhex(c.ask_str("p10")) == one and cpu.fpu.st(0) == 0x3FFF << 64 | 1 << 63
+    assert c.ask("P18=7f030000") == b"OK" and cpu.fpu.cw == 0x037F     # fctrl
+    assert c.ask("P1a=ffff0000") == b"OK" and cpu.fpu.is_empty(0)      # ftag: all empty
+    assert c.ask("P1c=34120000") == b"OK" and cpu.fpu.fip == 0x1234    # fioff
     assert c.ask("P24=00010000")[:1] == b"E"                          # efer: read only
     assert c.ask("P0") == b"E01" and c.ask("Pzz=00") == b"E01" and c.ask("P0=") == b"E01"
     assert c.ask("P40=00000000") == b"E00"

@@ -13,13 +13,9 @@ Two kinds of guest:
   BIOS's own map; Aero's are checked against the Aero BIOS's ``memory_map``).
 * Debian 12's i386 kernel (linux-image-6.1.0-*-686), fetched with apt into
   /var/cache/aero/debian-i386 (``AERO_DEBIAN_I386``: another directory, or the vmlinuz file).
-  Its real-mode setup checks the CPU and, Aero's CPU having no x87 FPU, stops with "This kernel
-  requires the following features not present on the CPU: fpu", printed with INT 10h: the
-  same text QEMU prints with ``-cpu qemu32,-fpu`` (checked when qemu-system-i386 is present).
-  Today Aero's CPU raises #NM for the setup's FNINIT probe (x87 escapes always fault), which
-  the BIOS's vector-7 IRET turns into a loop: the message tests step over x87 escapes with a
-  test-only #NM handler (``_absent_fpu_shim``), and a strict xfail test records that the
-  kernel does not get there unaided yet.
+  Its real-mode setup checks the CPU (CPUID and an FNINIT/FNSTSW probe for the x87) and jumps
+  to the protected-mode kernel, under the Aero BIOS and SeaBIOS.  The whole boot to a shell is
+  tests/thirdparty/test_linux.py.
 """
 
 from __future__ import annotations
@@ -29,7 +25,6 @@ import os
 import shutil
 import struct
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -37,8 +32,6 @@ import pytest
 from aero.build import build_machine
 from aero.cli import main
 from aero.config import FIRMWARE, ConfigError, MachineConfig
-from aero.cpu.disasm import disasm_bytes
-from aero.cpu.sem.system import sys_cpuid_values
 from aero.firmware import linuxboot as lb
 
 NASM = shutil.which("nasm")
@@ -727,136 +720,26 @@ def screen_lines(m) -> list[str]:
     return [r for r in rows if r]
 
 
-def _absent_fpu_shim(m) -> list:
-    """Make x87 escapes in real mode do nothing, as on a 386 with no 387 (the behaviour
-    Linux's has_fpu() probe relies on: FNINIT/FNSTSW/FNSTCW with CR0.EM = 0 leave memory
-    as it was).  Aero's CPU raises #NM for them instead (aero/cpu: "x87 escapes raise #NM"),
-    which the BIOS's vector-7 IRET turns into an endless loop; this test-only #NM handler
-    (at 0:0600, written at each fault) steps over the faulting instruction."""
-    skipped = []
-
-    def on_nm(mach, ev):
-        cpu = mach.cpu
-        if ev.kind != "fault" or cpu.cr0 & 1:
-            return
-        ip = ev.eip & 0xFFFF
-        n, text = disasm_bytes(mach.bus.read_bytes(cpu.base[1] + ip, 16), ip, code32=False)
-        skipped.append(text)
-        # push bp / mov bp, sp / add word [bp+2], n / pop bp / iret
-        mach.bus.write_bytes(0x600, bytes((0x55, 0x89, 0xE5, 0x83, 0x46, 0x02, n, 0x5D, 0xCF)))
-        mach.bus.write_bytes(7 * 4, struct.pack("<HH", 0x600, 0))
-    m.hooks.interrupt(on_nm, 7)
-    return skipped
-
-
-def _run_until_message(m, limit=400_000):
-    while m.cpu.icount < limit:
-        r = m.run(max_instructions=m.cpu.icount + 5000)
-        if r.status != "limit" or FPU_MESSAGE[2] in screen_lines(m):
-            break
+def _run_to_the_kernel(m, limit):
+    """Run until the setup jumps to the protected-mode kernel (code32_start, 1 MiB) or the
+    limit; the screen's lines."""
+    m.hooks.exec(lambda mach, addr: mach.cpu.mode == "protected32", 0x100000)
+    m.run(max_instructions=limit)
     return screen_lines(m)
 
 
-CPU_HAS_NO_FPU = not sys_cpuid_values(1)[3] & 1
-needs_fpu_less_cpu = pytest.mark.skipif(
-    not CPU_HAS_NO_FPU, reason="Aero's CPU claims an x87 FPU (CPUID.1:EDX.FPU): Linux's setup "
-    "goes past its CPU check; these tests need a later stop point")
-
-
-@needs_fpu_less_cpu
-def test_debian_kernel_reaches_its_cpu_check():
-    """What Aero does today: the loader enters the setup (it reads the command line through
-    cmd_line_ptr) and the setup reaches its FPU probe, where Aero's #NM for FNINIT stops it
-    (or, once x87 escapes do nothing on the FPU-less CPU, prints the message)."""
-    k = debian_kernel()
-    m = build_machine(MachineConfig(kernel=k, append="console=ttyS0", memory=64))
-    faults = []
-    m.hooks.interrupt(lambda mach, ev: faults.append((ev.cs, ev.eip)) if ev.kind == "fault"
-                      else None, 7)
-    reads = []
-    m.hooks.mem_read(lambda mach, acc: reads.append(acc.address), 0x20000, 0x20010,
-                     physical=True)
-    m.run(max_instructions=100_000)
-    assert reads, "the setup never read its command line"
-    if faults:
-        assert faults[0][0] == 0x1000
-        assert m.bus.read_bytes(0x10000 + faults[0][1], 2) == b"\xDB\xE3"     # fninit
-    else:
-        assert screen_lines(m) == FPU_MESSAGE
+@pytest.mark.parametrize("bios", ["aero", pytest.param("seabios", marks=needs_seabios)])
+def test_debian_kernel_passes_its_cpu_check(bios):
+    """The setup's CPU check (CPUID, and has_fpu(): FNINIT, FNSTSW, FNSTCW) finds the x87 and
+    everything else the 686 kernel requires, and jumps to the protected-mode kernel.  (Before
+    Aero had an x87 it stopped with QEMU's ``-cpu qemu32,-fpu`` text, ``FPU_MESSAGE``.)"""
+    m = build_machine(MachineConfig(kernel=debian_kernel(), append="console=ttyS0", memory=64,
+                                    bios=bios))
+    lines = _run_to_the_kernel(m, 20_000_000)
+    assert m.cpu.mode == "protected32" and m.cpu.eip == 0x100000, (hex(m.cpu.eip), lines)
+    assert FPU_MESSAGE[0] not in lines
+    assert m.cpu.fpu.cw == 0x037F               # the probe's FNINIT
     m.close()
-
-
-@needs_fpu_less_cpu
-def test_debian_kernel_prints_the_fpu_message():
-    """With x87 escapes doing nothing (``_absent_fpu_shim``), the setup finds no FPU and prints
-    QEMU's text (``-cpu qemu32,-fpu``), through INT 10h, within 400,000 instructions."""
-    k = debian_kernel()
-    t = time.time()
-    m = build_machine(MachineConfig(kernel=k, append="console=ttyS0", memory=64))
-    skipped = _absent_fpu_shim(m)
-    lines = _run_until_message(m)
-    assert lines == FPU_MESSAGE, lines
-    assert skipped[:3] == ["fninit", "fnstsw word ptr [esp+0x10]", "fnstcw word ptr [esp+0xc]"]
-    assert time.time() - t < 60
-    m.close()
-
-
-@needs_fpu_less_cpu
-@pytest.mark.xfail(strict=True, reason="Aero's CPU raises #NM for x87 escapes with CR0.EM = 0 "
-                   "(aero/cpu): Linux's has_fpu() probe (FNINIT) then loops through the BIOS's "
-                   "vector-7 IRET")
-def test_debian_kernel_prints_the_fpu_message_unaided():
-    m = build_machine(MachineConfig(kernel=debian_kernel(), append="console=ttyS0", memory=64))
-    assert _run_until_message(m, 200_000) == FPU_MESSAGE
-    m.close()
-
-
-def qemu_fpu_screen(tmp_path, kernel) -> list[str]:
-    """The text screen of qemu-system-i386 -cpu qemu32,-fpu -kernel KERNEL once the setup has
-    printed its message (read with the monitor's pmemsave)."""
-    dump = tmp_path / "vga.bin"
-    p = subprocess.Popen([QEMU, "-cpu", "qemu32,-fpu", "-m", "64", "-kernel", kernel,
-                          "-append", "console=ttyS0", "-display", "none", "-nodefaults", "-vga",
-                          "std", "-monitor", "stdio"], stdin=subprocess.PIPE,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
-    try:
-        for _ in range(40):
-            time.sleep(0.5)
-            p.stdin.write(f'pmemsave 0xb8000 4000 "{dump}"\n')
-            p.stdin.flush()
-            time.sleep(0.2)
-            if dump.exists() and FPU_MESSAGE[2] in _text(dump.read_bytes()):
-                break
-        p.stdin.write("quit\n")
-        p.stdin.flush()
-        p.wait(timeout=20)
-    finally:
-        if p.poll() is None:
-            p.kill()
-    return [ln for ln in _text(dump.read_bytes()).split("\n") if ln]
-
-
-@needs_qemu
-def test_qemu_prints_the_same_fpu_message(tmp_path):
-    lines = qemu_fpu_screen(tmp_path, debian_kernel())
-    assert lines[0].startswith("SeaBIOS") and lines[1] == "Booting from ROM..."
-    assert lines[2:] == FPU_MESSAGE
-
-
-@needs_seabios
-@needs_fpu_less_cpu
-def test_debian_kernel_under_seabios_shows_qemus_screen(tmp_path):
-    """--bios seabios (QEMU's linuxboot_dma.bin from fw_cfg): the whole screen is QEMU's, the
-    SeaBIOS banner and "Booting from ROM..." included (about 6.3 M instructions)."""
-    k = debian_kernel()
-    m = build_machine(MachineConfig(kernel=k, append="console=ttyS0", memory=64,
-                                    bios="seabios"))
-    _absent_fpu_shim(m)
-    lines = _run_until_message(m, 20_000_000)
-    m.close()
-    if QEMU is not None:
-        assert lines == qemu_fpu_screen(tmp_path, k)
-    assert lines[1:] == ["Booting from ROM..."] + FPU_MESSAGE
 
 
 def _text(d: bytes) -> str:

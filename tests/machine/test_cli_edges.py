@@ -112,20 +112,3 @@ def test_debug_exit_port_option(tmp_path, capsys):
     assert code == 8                                      # halted with interrupts off
     code, out = run(capsys, "--bios", str(path), "--debug-exit-port", "0x10000")
     assert code == 2 and "invalid port value" in out.err
-
-
-def test_a_guest_that_keeps_running_x87_code_is_told_why(tmp_path, capsys):
-    """A real-mode ROM loops on FNINIT with an INT 7 handler that just returns (as a BIOS's
-    default handler does): the run ends at its limit with a line saying that the CPU has no FPU."""
-    rom = bytearray(b"\xf4" * 0x10000)
-    rom[0:0x15] = (b"\x31\xc0\x8e\xd8"                        # xor ax, ax; mov ds, ax
-                   b"\xc7\x06\x1c\x00\x14\x00"                # mov word [7*4], 0x0014
-                   b"\xc7\x06\x1e\x00\x00\xf0"                # mov word [7*4+2], 0xF000
-                   b"\xdb\xe3\xeb\xfc"                        # loop: fninit; jmp loop
-                   b"\xcf")                                    # 0014: iret
-    rom[0xFFF0:0xFFF5] = b"\xea\x00\x00\x00\xf0"              # jmp F000:0000
-    path = tmp_path / "x87.bin"
-    path.write_bytes(bytes(rom))
-    code, out = run(capsys, "--bios", str(path))
-    assert code == 0
-    assert "#NM exceptions (device not available)" in out.err and "no FPU" in out.err

@@ -1,5 +1,5 @@
 """Multi-register stack instructions (PUSHA POPA ENTER LEAVE, PUSH Sreg, POP r/m), loops (LOOP
-LOOPE LOOPNE JCXZ/JECXZ) and small misc instructions (BOUND XLAT WAIT UD2).
+LOOPE LOOPNE JCXZ/JECXZ) and small misc instructions (BOUND XLAT UD2).
 
 Stack width: the SS descriptor's B bit chooses SP (wrapping at 64 KiB) or ESP; the operand size
 chooses the width of each pushed or popped item.  Every multi-part instruction reads and probes
@@ -109,12 +109,6 @@ if i < lo or i > hi:
 # XLAT: AL <- [seg:[E]BX + AL], DS or the override, [E]BX by address size.
 TEMPLATES["XLAT"] = """
 R[0] = (R[0] & 0xFFFFFF00) | rd8($SSEG, (R[3] + (R[0] & 0xFF)) & $AMASK)
-"""
-
-# WAIT/FWAIT: no FPU; #NM only when CR0.MP and CR0.TS are both set (SDM Vol. 3, Table 2-2).
-TEMPLATES["WAIT"] = """
-if cpu.cr0 & 0xA == 0xA:
-    raise CPUFault(7)
 """
 
 TEMPLATES["UD2"] = """

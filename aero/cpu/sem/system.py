@@ -26,11 +26,12 @@ _GP, _UD, _NP = 13, 6, 11
 
 # ---- CPUID ------------------------------------------------------------------------------------
 CPUID_SIGNATURE = 0x00000663          # family 6, model 6, stepping 3
-# CPUID.1:EDX: DE(2) PSE(3) TSC(4) MSR(5) PAE(6) CX8(8) SEP(11) PGE(13) CMOV(15).
-# Not claimed: FPU(0, no x87 yet), VME(1, CR4.VME not implemented), MCE, APIC (claimed only on
-# machines built with an APIC: sys_cpuid), MTRR, PAT, PSE-36,
-# MMX, FXSR, SSE*.
-CPUID_1_EDX = (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 8) | (1 << 11) | \
+# CPUID.1:EDX: FPU(0) DE(2) PSE(3) TSC(4) MSR(5) PAE(6) CX8(8) SEP(11) PGE(13) CMOV(15; with
+# FPU also FCMOVcc and FCOMI).
+# Not claimed: VME(1, CR4.VME not implemented), MCE, APIC (claimed only on machines built with
+# an APIC: sys_cpuid), MTRR, PAT, PSE-36, MMX, FXSR (no FXSAVE/FXRSTOR: the P6 before the
+# Pentium II), SSE* (so no FISTTP).
+CPUID_1_EDX = (1 << 0) | (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 8) | (1 << 11) | \
     (1 << 13) | (1 << 15)
 CPUID_APIC = 1 << 9                   # CPUID.1:EDX.APIC, set by sys_cpuid on APIC machines
 CPUID_80000001_EDX = 1 << 20          # NX (EFER.NXE with PAE paging)
