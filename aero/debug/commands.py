@@ -12,6 +12,7 @@ import re
 
 from ..cpu.disasm import disasm_bytes
 from . import inspect as I
+from .fpuview import format_fpu, fpu_state
 from .debugger import Debugger, DebugError, Stop, VECTOR_NAMES
 
 HELP = {
@@ -38,8 +39,8 @@ HELP = {
     "print": "print|p EXPR   evaluate (registers, [memory], seg:off, symbols)",
     "set": "set REG = EXPR | set byte|word|dword [ADDR] = EXPR",
     "registers": "registers|regs|r|info registers   the CPU's registers",
-    "info": "info break|registers|gdt|idt|ldt|tss|tlb|pages ADDR|memmap|stack|mode|devices|"
-            "DEVICE|symbols|events",
+    "info": "info break|registers|float|gdt|idt|ldt|tss|tlb|pages ADDR|memmap|stack|mode|"
+            "devices|DEVICE|symbols|events",
     "backtrace": "backtrace|bt   the EBP chain",
     "sym": "sym NAME ADDR | symbols FILE [BIAS]   add a symbol / load a NASM map or ELF",
     "events": "events on|off|[N]   log interrupts, exceptions, mode switches, BIOS calls / show",
@@ -437,6 +438,8 @@ class Commands:
             return "\n".join(p.describe() for p in d.points.values())
         if what in ("r", "reg", "registers"):
             return self.cmd_registers(word, fmt, rest)
+        if what in ("float", "fpu", "x87"):
+            return format_fpu(fpu_state(d.cpu))
         if what == "gdt":
             if not d.cpu.cr0 & 1 and d.cpu.gdtr == [0, 0xFFFF] and "all" not in args:
                 return ("GDTR holds its reset value (base 0, limit 0xffff): no GDT has been "

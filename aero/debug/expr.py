@@ -194,7 +194,10 @@ REGISTERS = frozenset((
     "ax", "cx", "dx", "bx", "sp", "bp", "si", "di",
     "al", "cl", "dl", "bl", "ah", "ch", "dh", "bh",
     "eip", "ip", "pc", "eflags", "flags", "es", "cs", "ss", "ds", "fs", "gs",
-    "cr0", "cr2", "cr3", "cr4", "dr0", "dr1", "dr2", "dr3", "dr6", "dr7", "efer", "cpl"))
+    "cr0", "cr2", "cr3", "cr4", "dr0", "dr1", "dr2", "dr3", "dr6", "dr7", "efer", "cpl",
+    # the x87 (80-bit images of ST(i); gdb's names for its words and pointers)
+    "st0", "st1", "st2", "st3", "st4", "st5", "st6", "st7", "fctrl", "fstat", "ftag", "fiseg",
+    "fioff", "foseg", "fooff", "fop"))
 SEGMENT_REGISTERS = ("es", "cs", "ss", "ds", "fs", "gs")
 
 
