@@ -14,9 +14,10 @@ Order of events in every instruction, so that a fault leaves nothing half done:
 3. For a *waiting* instruction (all but FNINIT FNCLEX FNSTENV FNSAVE FNSTSW FNSTCW and the 287
    no-ops FNENI FNDISI FNSETPM): a pending unmasked exception is delivered first
    (``fpu_error``): #MF when CR0.NE = 1; with CR0.NE = 0 the FERR# output is asserted (the PC
-   routes it to IRQ13, ``aero.devices.sysports.CoprocessorError``) unless IGNNE# is active, and
-   the instruction then executes, as QEMU and Bochs do (a real CPU would stop before the
-   instruction until the interrupt arrives; the handler then sees the same state).
+   routes it to IRQ13, ``aero.devices.sysports.CoprocessorError``) unless IGNNE# is active;
+   when that interrupt can be taken at once, the instruction is left undone and the handler
+   returns to it (the SDM's "stops immediately before"); when it cannot (IF = 0, IRQ13
+   masked), the instruction executes, as QEMU and Bochs do, instead of freezing the CPU.
 4. Memory reads (page faults, #GP) and, for stores, a probe that the whole write will succeed.
 5. FIP/FCS/FOP (and FDP/FDS with a memory operand) for non-control instructions.
 6. The operation and its result; memory written last.
@@ -27,13 +28,13 @@ next waiting instruction, exactly as the SDM describes (Vol. 1 8.6).
 
 from __future__ import annotations
 
-from ..faults import CPUFault
+from ..faults import BlockExit, CPUFault
 from . import float80 as F
 from . import transcendental as T
 from .x87 import C1, C2, CC_MASK, IE, INDEFINITE
 
 CR0_PE, CR0_MP, CR0_EM, CR0_TS, CR0_NE = 0x01, 0x02, 0x04, 0x08, 0x20
-EFLAGS_CF, EFLAGS_PF, EFLAGS_ZF, EFLAGS_VM = 0x01, 0x04, 0x40, 0x20000
+EFLAGS_CF, EFLAGS_PF, EFLAGS_ZF, EFLAGS_IF, EFLAGS_VM = 0x01, 0x04, 0x40, 0x200, 0x20000
 EFLAGS_ARITH = 0x8D5
 
 
@@ -43,6 +44,12 @@ def fpu_error(cpu) -> None:
         raise CPUFault(16)
     if not cpu.ignne and cpu.on_ferr is not None:
         cpu.on_ferr()
+        # SDM Vol. 3 2.5 (CR0.NE = 0): the processor stops immediately before the waiting
+        # instruction until the interrupt comes.  When the interrupt FERR# raised can be taken
+        # now, the instruction is left undone (EIP at it; the handler returns to it); otherwise
+        # (IF = 0, IRQ13 masked) it runs on, as QEMU and Bochs do, rather than freeze.
+        if cpu.intr and cpu.flags & EFLAGS_IF and not cpu.shadow:
+            raise BlockExit()
 
 
 def _enter(cpu, waiting=True):

@@ -2,7 +2,7 @@
 
 Layout: a row of tabs over the panes (Code: disassembly, memory and stack on the left, the
 registers on the right; Breakpoints; Tables; Paging; Devices; Serial; Events; Profile;
-Timeline), then the command line with its log, a status bar and the key footer.
+Timeline; x87), then the command line with its log, a status bar and the key footer.
 ``aero.tui.keys`` holds the key bindings; ``aero.tui.travel`` the time travel keys' jobs.
 
 Refresh policy: when a run stops, the worker posts ``RunDone``; the app then refreshes every
@@ -50,6 +50,7 @@ from .panes.serial import SerialPane
 from .panes.stack import StackPane
 from .panes.status import StatusBar
 from .panes.tables import TablesPane
+from .panes.x87 import FpuPane
 from .panes.timeline import TimelinePane
 from .session import Session
 from .sinks import ByteSink, TerminalBuffer
@@ -126,6 +127,8 @@ class AeroApp(App):
                 yield ProfilePane(id="profile-pane")
             with TabPane("Timeline", id="timeline"):
                 yield TimelinePane(id="timeline-pane")
+            with TabPane("x87", id="x87"):
+                yield FpuPane(id="x87-pane")
         yield CommandPane(self.session.completions, id="command")
         yield StatusBar(id="status")
         yield Footer()

@@ -16,7 +16,7 @@ from textual.binding import Binding
 
 TABS = (("code", "Code"), ("breakpoints", "Breakpoints"), ("tables", "Tables"),
         ("paging", "Paging"), ("devices", "Devices"), ("serial", "Serial"), ("events", "Events"),
-        ("profile", "Profile"), ("timeline", "Timeline"))
+        ("profile", "Profile"), ("timeline", "Timeline"), ("x87", "x87"))
 
 # (keys, action, footer label or "", description, priority)
 GLOBAL_KEYS = (
@@ -80,11 +80,11 @@ PANE_KEYS = (
 
 
 def bindings() -> list[Binding]:
-    """The app's bindings: the global keys, then alt+1 ... alt+9 for the tabs."""
+    """The app's bindings: the global keys, then alt+1 ... alt+9, alt+0 for the tabs."""
     out = [Binding(k, action, label or k, show=bool(label), priority=prio)
            for k, action, label, _, prio in GLOBAL_KEYS]
     for n, (tab_id, title) in enumerate(TABS, 1):
-        out.append(Binding(f"alt+{n}", f"show_tab('{tab_id}')", title, show=False,
+        out.append(Binding(f"alt+{n % 10}", f"show_tab('{tab_id}')", title, show=False,
                            priority=True))
     return out
 
@@ -92,7 +92,7 @@ def bindings() -> list[Binding]:
 def describe_global() -> list[tuple[str, str]]:
     """(key, what it does) rows for the help screen."""
     rows = [(_key_text(k), desc) for k, _, _, desc, _ in GLOBAL_KEYS]
-    rows.append((f"alt+1 ... alt+{len(TABS)}", "tabs: " + ", ".join(t for _, t in TABS) +
+    rows.append(("alt+1 ... alt+9, alt+0", "tabs: " + ", ".join(t for _, t in TABS) +
                  " (where the terminal sends Alt as Escape; tmux does not: use F6)"))
     return rows
 

@@ -118,6 +118,22 @@ def test_devices(snap_compare, close_apps):
     assert snap(snap_compare, app, run_before)
 
 
+def test_x87(snap_compare, close_apps):
+    """The x87 tab after the debugger's command line set the FPU up: TOP 7, ST0 = 1.5, the
+    FNINIT control word, R7 the only non-empty register."""
+    app = make_app({})
+    close_apps(app)
+
+    async def run_before(pilot):
+        await to_boot_sector(pilot)
+        for cmd in ("set fctrl = 0x37f", "set fstat = 0x3820", "set ftag = 0x3fff",
+                    "set st0 = 0x3fffc000000000000000"):
+            await command(pilot, cmd)
+        await pilot.press("alt+0")
+        await pilot.pause()
+    assert snap(snap_compare, app, run_before)
+
+
 def test_serial_and_events(snap_compare, close_apps, tmp_path):
     """hello run to its end with the event log on: the Events tab (BIOS calls, interrupts,
     the stops)."""
