@@ -56,7 +56,7 @@ def _enter(cpu, waiting=True):
     if cpu.cr0 & (CR0_EM | CR0_TS):
         raise CPUFault(7)
     fpu = cpu.fpu
-    if waiting and fpu.pending_unmasked():
+    if waiting and fpu._flags & ~fpu._cw & 0x3F:     # fpu.pending_unmasked(), inline
         fpu_error(cpu)
     return fpu
 
@@ -94,7 +94,13 @@ def _read(cpu, seg, ea, n, amask):
 
 
 def _read_bytes(cpu, seg, ea, n, amask):
-    return bytes(cpu.rd8(seg, (ea + i) & amask) for i in range(n))
+    """An n-byte image (n even: 14, 28, 94, 108) in dwords and a last word."""
+    out = bytearray()
+    for i in range(0, n - 3, 4):
+        out += cpu.rd32(seg, (ea + i) & amask).to_bytes(4, "little")
+    if n & 2:
+        out += cpu.rd16(seg, (ea + n - 2) & amask).to_bytes(2, "little")
+    return bytes(out)
 
 
 def _probe(cpu, seg, ea, n):
@@ -115,8 +121,11 @@ def _write(cpu, seg, ea, n, value, amask):
 
 
 def _write_bytes(cpu, seg, ea, data, amask):
-    for i, b in enumerate(data):
-        cpu.wr8(seg, (ea + i) & amask, b)
+    n = len(data)
+    for i in range(0, n - 3, 4):
+        cpu.wr32(seg, (ea + i) & amask, int.from_bytes(data[i:i + 4], "little"))
+    if n & 2:
+        cpu.wr16(seg, (ea + n - 2) & amask, int.from_bytes(data[n - 2:], "little"))
 
 
 def _sext(v, bits):
@@ -698,6 +707,8 @@ def reg_op(cpu, key, eip):
         raise CPUFault(6)
     handler, waiting, control = entry
     fpu = _enter(cpu, waiting)
-    if not control:
-        fpu.note_instruction(eip, cpu.sel[1], (key >> 6) << 8 | 0xC0 | (key & 63))
+    if not control:                                 # fpu.note_instruction, inline
+        fpu.fip = eip
+        fpu.fcs = cpu.sel[1]
+        fpu.fop = (key >> 6) << 8 | 0xC0 | (key & 63)
     handler(cpu, fpu, key & 7)
