@@ -309,6 +309,9 @@ class CPU:
         # translations then read and write plain RAM pages themselves (aero.jit.memory)
         self.flat_ram = (not m.paging and m.access_wrapper is None and not self.ac_on and
                          m.bus.a20_mask == 0xFFFFFFFF)
+        # paging on, nothing wrapped: the functions are the MMU's fast maps then the bus's, which
+        # translations inline the same way (``mmu.rmap``/``wmap``, then the page flags)
+        self.paged_ram = bool(m.paging and m.access_wrapper is None and not self.ac_on)
 
     def _update_alignment_check(self) -> None:
         """#AC checking is on when CR0.AM, EFLAGS.AC and CPL 3 (SDM Vol. 3, 6.15 #AC).  It can

@@ -27,32 +27,45 @@ SEGMENT_LISTS = "_base = cpu.base; _rlo = cpu.rlo; _rhi = cpu.rhi; _wlo = cpu.wl
 # bound once per unit (none of them is ever replaced): RAM, the bus's per-page slow flags and
 # the struct functions the bus's own fast path uses
 RAM_BINDINGS = ("_ram = cpu.bus.ram; _rslow = cpu.bus.rslow; _wslow = cpu.bus.wslow; "
+                "_mmu = cpu.mmu; "
                 "_U16 = _S16.unpack_from; _U32 = _S32.unpack_from; _P16 = _S16.pack_into; "
                 "_P32 = _S32.pack_into")
 _LAST = {8: None, 16: "!= 0xFFF", 32: "<= 0xFFC"}     # the access stays in its page
 
 
-def ram_access(kind: str, bits: int, lin: str, value: str | None, n: int) -> str:
-    """The MMU function's call for ``kind`` (rd, wr, rmw) at linear ``lin``, with the bus's
-    own fast path inline while ``cpu.flat_ram`` (paging off, A20 on, nothing wrapped: the
-    function is ``Bus.read32`` ...): a page with no slow flag is plain RAM, read or written in
-    place (a write to a code page, a watched page, ROM or MMIO has its flag set and goes through
-    the function, as it would have)."""
-    fn = {"rd": "_r", "wr": "_w", "rmw": "_m"}[kind] + str(bits)
-    a = f"_a{n}"
-    flags = "_wslow" if kind == "wr" else "_rslow"
-    test = f"not {flags}[({a} := {lin}) >> 12]"
-    if _LAST[bits]:
-        test += f" and {a} & 0xFFF {_LAST[bits]}"
-    test += " and cpu.flat_ram"
+def _in_place(kind: str, bits: int, addr: str, value: str | None) -> str:
     if kind == "wr":
         if bits == 8:
-            inline = f"_ram.__setitem__({a}, {value})"
-        else:
-            inline = f"_P{bits}(_ram, {a}, {value})"
-        return f"({inline} if {test} else cpu.{fn}({a}, {value}))"
-    inline = f"_ram[{a}]" if bits == 8 else f"_U{bits}(_ram, {a})[0]"
-    return f"({inline} if {test} else cpu.{fn}({a}))"
+            return f"_ram.__setitem__({addr}, {value})"
+        return f"_P{bits}(_ram, {addr}, {value})"
+    return f"_ram[{addr}]" if bits == 8 else f"_U{bits}(_ram, {addr})[0]"
+
+
+def ram_access(kind: str, bits: int, lin: str, value: str | None, n: int) -> str:
+    """The MMU function's call for ``kind`` (rd, wr, rmw) at linear ``lin``, with its fast path
+    inline:
+
+    * while ``cpu.flat_ram`` (paging off, A20 on, nothing wrapped: the function is
+      ``Bus.read32`` ...), a page with no slow flag is plain RAM, read or written in place (a
+      write to a code page, a watched page, ROM or MMIO has its flag set and goes through the
+      function, as it would have);
+    * while ``cpu.paged_ram`` (paging on, nothing wrapped: the function is the MMU's
+      ``_pg_read32`` ...), the linear page in the MMU's current fast map (``rmap``, or ``wmap``
+      for writes and reads with write intent: pages whose translation is cached with its
+      accessed and dirty bits already set, and not watched) gives the physical page, and a
+      physical page with no slow flag is read or written in place, as ``_pg_read32`` and then
+      ``Bus.read32`` would do.  Anything else calls the function."""
+    fn = {"rd": "_r", "wr": "_w", "rmw": "_m"}[kind] + str(bits)
+    a, p = f"_a{n}", f"_p{n}"
+    flags = "_wslow" if kind == "wr" else "_rslow"
+    last = f" and {a} & 0xFFF {_LAST[bits]}" if _LAST[bits] else ""
+    test = f"not {flags}[({a} := {lin}) >> 12]{last} and cpu.flat_ram"
+    fmap = "rmap" if kind == "rd" else "wmap"
+    ptest = (f"cpu.paged_ram and ({p} := _mmu.{fmap}.get({a} >> 12)) is not None{last} and "
+             f"not {flags}[{p} >> 12]")
+    call = f"cpu.{fn}({a}, {value})" if kind == "wr" else f"cpu.{fn}({a})"
+    return (f"({_in_place(kind, bits, a, value)} if {test} else "
+            f"{_in_place(kind, bits, f'({p} | ({a} & 0xFFF))', value)} if {ptest} else {call})")
 
 
 def _args(text: str, start: int) -> tuple[list[str], int] | None:
@@ -107,7 +120,6 @@ def inline_accesses(body: str, counter: list) -> tuple[str, bool]:
         t = f"_o{counter[0]}"
         span = bits // 8 - 1
         lo, hi = ("_rlo", "_rhi") if kind == "rd" else ("_wlo", "_whi")
-        fn = {"rd": "_r", "wr": "_w", "rmw": "_m"}[kind] + str(bits)
         lin = f"(_base[{seg}] + {t}) & 0xFFFFFFFF"
         cond = f"{lo}[{seg}] <= ({t} := ({ea})) <= {hi}[{seg}]" + (f" - {span}" if span else "")
         if kind == "wr":
