@@ -253,7 +253,9 @@ def build_fadt(facs_address: int, dsdt_address: int, pmba: int = PMBA) -> bytes:
     struct.pack_into("<I", t, 112, FADT_FLAGS)                          # Flags
     t[116:128] = gas(GAS_SYSTEM_IO, 8, RESET_PORT)                      # RESET_REG
     t[128] = RESET_VALUE                                                # RESET_VALUE
-    struct.pack_into("<QQ", t, 132, facs_address, dsdt_address)         # X_FIRMWARE_CTRL, X_DSDT
+    # X_FIRMWARE_CTRL stays 0: "If the FIRMWARE_CTRL field contains a non zero value then this
+    # field must be zero" (ACPI 6.4, 5.2.9; Linux reported the FACS twice); X_DSDT
+    struct.pack_into("<QQ", t, 132, 0, dsdt_address)
     t[148:160] = gas(GAS_SYSTEM_IO, PM1_EVT_LEN * 8, pm1a_evt)          # X_PM1a_EVT_BLK
     t[160:172] = gas(0, 0, 0)                                           # X_PM1b_EVT_BLK
     t[172:184] = gas(GAS_SYSTEM_IO, PM1_CNT_LEN * 8, pm1a_cnt)          # X_PM1a_CNT_BLK

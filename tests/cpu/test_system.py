@@ -1252,3 +1252,19 @@ bits 32
             assert vec == 13 and eip != labels["v86_end"], (iopl, hex(eip))
         else:
             assert vec == 13 and eip == labels["v86_end"], (iopl, hex(eip))
+
+
+def test_bios_sign_id_msr():
+    """IA32_BIOS_SIGN_ID (8Bh), as Linux's early_init_intel uses it: WRMSR 0, CPUID.1, RDMSR:
+    no microcode update, signature 0 (the MSR used to #GP and the kernel warned twice)."""
+    from aero.cpu.presets import flat32
+    cpu = flat32(1 << 20)
+    code = bytes.fromhex("b98b000000" "b8ffffffff" "baffffffff" "0f30"   # wrmsr 8B, all ones
+                         "b98b000000" "0f32" "89c6" "89d7"               # rdmsr -> esi, edi
+                         "b801000000" "0fa2"                              # cpuid.1
+                         "b98b000000" "0f32" "f4")                        # rdmsr; hlt
+    cpu.bus.ram[0x1000:0x1000 + len(code)] = code
+    cpu.eip = 0x1000
+    assert cpu.run(100) == "halt"
+    assert (cpu.R[6], cpu.R[7]) == (0xFFFFFFFF, 0xFFFFFFFF)     # what was written, before CPUID
+    assert (cpu.R[0], cpu.R[2]) == (0, 0)                       # after CPUID.1: no update

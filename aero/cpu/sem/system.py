@@ -81,6 +81,9 @@ def sys_cpuid(cpu):
         R[3] |= apic.initial_id << 24
         if apic.enabled:
             R[2] |= CPUID_APIC
+    # CPUID.1 loads IA32_BIOS_SIGN_ID with the microcode update signature: no update here
+    if leaf == 1 and MSR_BIOS_SIGN_ID in cpu.msr:
+        cpu.msr[MSR_BIOS_SIGN_ID] = 0
 
 
 TEMPLATES["CPUID"] = "sys_cpuid(cpu)\n"
@@ -354,6 +357,10 @@ TEMPLATES["WBINVD"] = "sys_priv0(cpu)\n"
 
 # ---- time stamp counter, MSRs, SYSENTER/SYSEXIT -----------------------------------------------
 MSR_APIC_BASE = 0x1B
+# IA32_BIOS_SIGN_ID (SDM Vol. 4, table 2-2; Vol. 3 9.11.7.1): software writes 0, executes CPUID.1
+# and reads the microcode update signature in bits 63:32; Aero's CPU has no update: 0.  Kept in
+# cpu.msr (so in the state) once written.
+MSR_BIOS_SIGN_ID = 0x8B
 MSR_TSC, MSR_SYSENTER_CS, MSR_SYSENTER_ESP, MSR_SYSENTER_EIP, MSR_EFER = (
     0x10, 0x174, 0x175, 0x176, 0xC0000080)
 EFER_NXE = 0x800
@@ -378,6 +385,8 @@ def sys_rdmsr(cpu):
         v = cpu.efer
     elif n == MSR_APIC_BASE and cpu.apic is not None:       # IA32_APIC_BASE (APIC machines)
         v = cpu.apic.read_base_msr()
+    elif n == MSR_BIOS_SIGN_ID:
+        v = cpu.msr.get(n, 0)
     else:
         raise CPUFault(_GP, 0)
     cpu.R[0] = v & 0xFFFFFFFF
@@ -400,6 +409,8 @@ def sys_wrmsr(cpu):
     elif n == MSR_APIC_BASE and cpu.apic is not None:       # IA32_APIC_BASE (APIC machines)
         if not cpu.apic.write_base_msr(v):
             raise CPUFault(_GP, 0)
+    elif n == MSR_BIOS_SIGN_ID:
+        cpu.msr[n] = v
     else:
         raise CPUFault(_GP, 0)
 
