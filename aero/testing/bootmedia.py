@@ -170,6 +170,38 @@ def build_isolinux_cd(out: str) -> str:
     return out
 
 
+LINUX_CFG = """SERIAL 0 115200
+DEFAULT linux
+PROMPT 0
+TIMEOUT 0
+LABEL linux
+  KERNEL /vmlinuz
+  APPEND initrd=/initrd.gz {append}
+"""
+
+
+def build_linux_iso(out: str, kernel: str, initrd: str, append: str) -> str:
+    """An ISOLINUX El Torito CD at out that boots a Linux ``kernel`` with ``initrd`` through
+    SYSLINUX's own Linux loader (the kernel and initrd read through the BIOS's INT 13h
+    extensions from the CD), the command line ``append``."""
+    tree = out + ".tree"
+    shutil.rmtree(tree, ignore_errors=True)
+    os.makedirs(os.path.join(tree, "isolinux"))
+    for f in (ISOLINUX_BIN, os.path.join(SYSLINUX_MODULES, "ldlinux.c32")):
+        shutil.copy(f, os.path.join(tree, "isolinux"))
+    shutil.copy(kernel, os.path.join(tree, "vmlinuz"))
+    shutil.copy(initrd, os.path.join(tree, "initrd.gz"))
+    with open(os.path.join(tree, "isolinux", "isolinux.cfg"), "w") as f:
+        f.write(LINUX_CFG.format(append=append))
+    if os.path.exists(out):
+        os.remove(out)
+    _run(["xorriso", "-as", "mkisofs", "-quiet", "-o", out, "-b", "isolinux/isolinux.bin",
+          "-c", "isolinux/boot.cat", "-no-emul-boot", "-boot-load-size", "4",
+          "-boot-info-table", tree])
+    shutil.rmtree(tree, ignore_errors=True)
+    return out
+
+
 GRUB_EARLY_CFG = """serial --unit=0 --speed=115200
 terminal_output serial
 echo GRUB $grub_cpu-$grub_platform banner
