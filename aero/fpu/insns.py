@@ -524,23 +524,28 @@ def _r_fprem(fn):
     return run
 
 
-def _push_room(fpu):
-    """Whether ST(7) (where a push lands) is empty."""
-    return fpu.is_empty(7)
-
-
-def _r_fptan(cpu, fpu, i):
+def _st0_for_two_results(fpu):
+    """ST0 for FPTAN, FSINCOS and FXTRACT, which replace ST0 and push a second result; None when
+    a stack fault ends the instruction: ST0 empty (underflow) or ST(7), where the push lands,
+    full (overflow, C1 = 1), with the masked response (both results the indefinite)."""
     ops = fpu.fetch(0)
     if ops is None:
         if fpu.underflow(dest=0):
             fpu.push(INDEFINITE)
-        return
-    if not _push_room(fpu):
-        if fpu._stack_fault(True):                       # stack overflow (C1 = 1)
+        return None
+    if not fpu.is_empty(7):
+        if fpu._stack_fault(True):
             fpu.write(0, INDEFINITE)
             fpu.push(INDEFINITE)
+        return None
+    return ops[0]
+
+
+def _r_fptan(cpu, fpu, i):
+    a = _st0_for_two_results(fpu)
+    if a is None:
         return
-    value, sw = T.fptan(ops[0], fpu.cw)
+    value, sw = T.fptan(a, fpu.cw)
     if not fpu.apply((value, sw), dest=0, cc_mask=C1 | C2):
         return
     if not sw & C2:
@@ -548,17 +553,10 @@ def _r_fptan(cpu, fpu, i):
 
 
 def _r_fsincos(cpu, fpu, i):
-    ops = fpu.fetch(0)
-    if ops is None:
-        if fpu.underflow(dest=0):
-            fpu.push(INDEFINITE)
+    a = _st0_for_two_results(fpu)
+    if a is None:
         return
-    if not _push_room(fpu):
-        if fpu._stack_fault(True):
-            fpu.write(0, INDEFINITE)
-            fpu.push(INDEFINITE)
-        return
-    s, c, sw = T.fsincos(ops[0], fpu.cw)
+    s, c, sw = T.fsincos(a, fpu.cw)
     fpu.raise_flags(sw, C1 | C2)
     if sw & C2 or s is None:
         return
@@ -567,17 +565,10 @@ def _r_fsincos(cpu, fpu, i):
 
 
 def _r_fxtract(cpu, fpu, i):
-    ops = fpu.fetch(0)
-    if ops is None:
-        if fpu.underflow(dest=0):
-            fpu.push(INDEFINITE)
+    a = _st0_for_two_results(fpu)
+    if a is None:
         return
-    if not _push_room(fpu):
-        if fpu._stack_fault(True):
-            fpu.write(0, INDEFINITE)
-            fpu.push(INDEFINITE)
-        return
-    e, sig, sw = F.fxtract(ops[0], fpu.cw)
+    e, sig, sw = F.fxtract(a, fpu.cw)
     fpu.raise_flags(sw, C1)
     if e is None:
         return
