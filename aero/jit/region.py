@@ -8,6 +8,12 @@ when its target is in it.  Blocks ending in a REP string instruction, blocks wit
 in, and blocks decoded for another translation generation stay out; so does everything past a
 block after which the run loop must look at the world (a far transfer, a mode change): the region
 returns after such a block.
+
+Every block of a region lies in the code pages of its entry block.  A unit is checked against
+the page tables as its entry block is (``CodeCache.lookup``, after the MMU's generation
+changed), and the interpreter's checks of the other blocks, were it running them, would then
+find their pages in the TLB: both tiers fill the TLB alike.  (A block on another page is
+reached through the run loop, which checks it as the interpreter does.)
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ def form(cache, entry, usable) -> list:
     whether a cached block may join."""
     base = entry.key[1] >> 33
     code32 = entry.key[1] & 1
+    pages = set(entry.pages)
     region = [entry]
     seen = {entry.eips[0]}
     queue = list(successors(entry))
@@ -60,7 +67,7 @@ def form(cache, entry, usable) -> list:
         if cached is None or not usable(cached):
             continue
         blk = getattr(cached, "block", cached)      # a unit: the block it was made from
-        if total + blk.count > MAX_INSNS:
+        if total + blk.count > MAX_INSNS or not pages.issuperset(blk.pages):
             continue
         region.append(blk)
         total += blk.count

@@ -121,7 +121,7 @@ class MMU:
     def user(self, value: bool) -> None:
         if value != self._user:
             self._user = value
-            self.gen += 1
+            self._new_gen()
             if self.paging:
                 self._select_maps()
 
@@ -145,8 +145,18 @@ class MMU:
             self._add_fast(vpn, ppn, bits, wp)
         self._select_maps()
 
-    def _rebuild(self) -> None:
+    def _new_gen(self) -> None:
+        """Translations may have changed: blocks are looked up again (``gen``), and the running
+        one stops before its next instruction, in the interpreter and in a compiled unit alike,
+        so that the next lookup, and the instruction fetch translation it makes, happens at the
+        same instruction in both tiers (they fill the TLB identically)."""
         self.gen += 1
+        cpu = self.cpu
+        if getattr(cpu, "mmu", None) is self:
+            cpu.request_exit()
+
+    def _rebuild(self) -> None:
+        self._new_gen()
         bus = self.bus
         if not self.paging:
             if bus.a20_mask == 0xFFFFFFFF:          # linear == physical: straight to the bus
@@ -401,7 +411,7 @@ class MMU:
             self.tlb = keep if len(keep) < TLB_CAPACITY else {}
             self._rebuild()
         elif e is not None and e[0] != ppn:
-            self.gen += 1           # the page tables changed under a live entry: a new mapping
+            self._new_gen()         # the page tables changed under a live entry: a new mapping
         self.tlb[vpn] = (ppn, bits)
         self._add_fast(vpn, ppn, bits, wp)
         return ppn | (lin & 0xFFF)

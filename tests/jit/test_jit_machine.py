@@ -14,6 +14,7 @@ import pytest
 from aero.build import build_machine
 from aero.config import MachineConfig
 from aero.jit.unit import Unit
+from aero.machine import Machine
 
 pytestmark = pytest.mark.skipif(shutil.which("nasm") is None, reason="nasm is not installed")
 
@@ -244,3 +245,69 @@ def test_host_writes_to_translated_code_take_effect(tmp_path, how):
     # 1000 instructions from the middle of the loop: 500 ADDs, whichever comes first
     assert seen[0][0] == (500 * step) & 0xFFFF
     assert seen[0] == seen[1]
+
+
+def _paged_loop(second: int, jit: dict):
+    """Paging on (8 MiB identity-mapped); a loop that reads one new page per round, so that the
+    TLB fills up and is flushed (a new MMU generation) in the middle of a block, and whose
+    second block is at ``second`` (on the first block's page, or the next one)."""
+    from aero.cpu.presets import set_flat32
+    m = Machine(MachineConfig(bios=None, memory=8, **jit))
+    cpu = set_flat32(m.cpu)
+    ram = cpu.bus.ram
+    for t in range(2):
+        ram[0x100000 + 4 * t:0x100004 + 4 * t] = (0x101000 + 0x1000 * t | 7).to_bytes(4, "little")
+    for i in range(2048):
+        ram[0x101000 + 4 * i:0x101004 + 4 * i] = (i << 12 | 7).to_bytes(4, "little")
+    cpu.write_cr3(0x100000)
+    cpu.write_cr0(cpu.cr0 | 0x80000000)
+    jmp = (second - 0x1017).to_bytes(4, "little", signed=True)
+    back = (0x100a - (second + 7)).to_bytes(4, "little", signed=True)
+    cpu.bus.load(0x1000, b"\xb9\xdc\x05\x00\x00"          # mov ecx, 1500
+                         b"\xbe\x00\x00\x20\x00"          # mov esi, 0x200000
+                         b"\x8b\x16"                      # L: mov edx, [esi]
+                         b"\x81\xc6\x00\x10\x00\x00"      # add esi, 0x1000
+                         b"\xe9" + jmp)                    # jmp second
+    cpu.bus.load(second, b"\x49"                          # dec ecx
+                         b"\x0f\x85" + back +             # jnz L
+                         b"\xf4")                         # hlt
+    cpu.eip = 0x1000
+    # the TLB every 12 rounds, at the loop's head (where a unit's budget ends it exactly), not
+    # just at the end: a difference would not last (the next lookup translates the code again)
+    m.run_until(icount=2)
+    tlbs = []
+    while (r := m.run_until(icount=cpu.icount + 60)).status == "limit":
+        tlbs.append(sorted(cpu.mmu.tlb.items()))
+    return r.status, cpu.icount, m.state_hash(), tlbs
+
+
+@pytest.mark.parametrize("second", (0x1800, 0x2000))
+def test_translated_code_fills_the_tlb_as_the_interpreter_does(second):
+    """Both tiers translate code addresses for instruction fetch at the same instructions, so
+    the TLB (in the state hash) ends the same: a new MMU generation (here a full TLB flushed by
+    a data access) stops the running block in either tier, and a unit never runs a block of
+    another page (the interpreter checks that block's page, the unit would not)."""
+    want = _paged_loop(second, {"jit": "off"})
+    assert want[0] == "halted" and want[1] == 2 + 1500 * 5 + 1, want
+    assert _paged_loop(second, {"jit_threshold": 0}) == want
+    assert _paged_loop(second, {"jit_threshold": 3}) == want
+
+
+def test_a_region_stays_on_its_entry_blocks_pages():
+    """A stale unit is checked against the page tables as its entry block is: its other blocks
+    must lie on the same pages, or the check would translate pages the interpreter has not
+    reached yet.  The loop above with its second block on the next page: two units."""
+    from aero.jit import region
+    m = Machine(MachineConfig(bios=None, memory=8, jit_threshold=0))
+    from aero.cpu.presets import set_flat32
+    cpu = set_flat32(m.cpu)
+    cpu.bus.load(0x1000, b"\x40\xe9\xfa\x0f\x00\x00")      # L: inc eax; jmp 0x2000
+    cpu.bus.load(0x2000, b"\x49\x0f\x85\xf9\xef\xff\xff\xf4")  # dec ecx; jnz L; hlt
+    cpu.R[1] = 10
+    cpu.eip = 0x1000
+    assert m.run_until(icount=1000).status == "halted"
+    units = cpu.cache.jit.live_units()
+    assert units and all(len(u.blocks) == 1 for u in units)
+    # forming its region again leaves the block on the other page out
+    blk = units[0].block
+    assert region.form(cpu.cache, blk, lambda b: True) == [blk]
