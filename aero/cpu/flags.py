@@ -5,8 +5,13 @@ Arithmetic instructions do not compute OF/SF/ZF/AF/PF/CF.  They leave a tuple in
 when something reads them.  ``cpu.lf is None`` means ``cpu.flags`` holds every bit.  ``kind``
 is ``op * 3 + size_index`` (8, 16, 32 bits -> 0, 1, 2).
 
+SHR and SAR by a count of 1..31 leave ``(kind, a, count, r)``: CF is the last bit shifted out,
+OF the original sign for SHR by 1 (0 otherwise), AF 0.  Two- and three-operand IMUL leave
+``(MUL, 0, big, r)``: CF = OF = ``big`` (the product did not fit), AF 0.
+
 INC and DEC keep CF: their ``b`` slot holds the CF source (an int 0/1, or the older lazy tuple,
-which is never itself an INC/DEC tuple, so a chain is at most one hop long).
+which is never itself an INC/DEC tuple, so a chain is at most one hop long).  They are the last
+kinds (``kind >= INC_K``).
 """
 
 from __future__ import annotations
@@ -22,9 +27,9 @@ SIZES = (8, 16, 32)
 MASK = (0xFF, 0xFFFF, 0xFFFFFFFF)
 SIGN = (0x80, 0x8000, 0x80000000)
 
-OPS = ("ADD", "SUB", "LOGIC", "INC", "DEC")
+OPS = ("ADD", "SUB", "LOGIC", "SHR", "SAR", "MUL", "INC", "DEC")
 KIND = {name: i * 3 for i, name in enumerate(OPS)}
-ADD_K, SUB_K, LOGIC_K, INC_K, DEC_K = (KIND[n] for n in OPS)
+ADD_K, SUB_K, LOGIC_K, SHR_K, SAR_K, MUL_K, INC_K, DEC_K = (KIND[n] for n in OPS)
 
 PARITY = bytes(0 if bin(i).count("1") & 1 else PF for i in range(256))
 
@@ -53,9 +58,18 @@ def arith(lf) -> int:
             f |= OF
     elif op == 2:                               # LOGIC: CF = OF = 0, AF undefined (0)
         pass
+    elif op == 3:                               # SHR by b: OF = the old sign for a count of 1
+        f |= (a >> (b - 1)) & 1
+        if b == 1 and a & sign:
+            f |= OF
+    elif op == 4:                               # SAR by b: OF = 0
+        f |= ((a - (sign << 1) if a & sign else a) >> (b - 1)) & 1
+    elif op == 5:                               # IMUL: CF = OF = the product did not fit
+        if b:
+            f |= CF | OF
     else:                                       # INC / DEC: CF from b
         f |= b if type(b) is int else (arith(b) & CF)
-        if op == 3:
+        if op == 6:
             if r == sign:
                 f |= OF
             if r & 0xF == 0:
@@ -78,6 +92,13 @@ def carry(lf) -> int:
         return 1 if a < b else 0
     if op == 2:
         return 0
+    if op == 3:
+        return (a >> (b - 1)) & 1
+    if op == 4:
+        sign = SIGN[kind - SAR_K]
+        return ((a - (sign << 1) if a & sign else a) >> (b - 1)) & 1
+    if op == 5:
+        return b
     return b if type(b) is int else carry(b)
 
 

@@ -8,14 +8,17 @@ each checks the offset against the segment's limits (its cached ``rlo``/``rhi`` 
 the bus directly without paging, the TLB's fast maps with it, wrapped for #AC or a tracer).
 Translated code does the same in one Python call less per access:
 
-    rd32(S, EA)  ->  (cpu._r32((_base[S] + _o) & 0xFFFFFFFF) if _rlo[S] <= (_o := EA) <= _rhi[S] - 3
+    rd32(S, EA)  ->  (cpu._r32((_bS + _o) & 0xFFFFFFFF) if _rlS <= (_o := EA) <= _rhS_3
                       else rd32(S, _o))
 
 The check is the same comparison; an offset outside the limits takes the method, which raises
-the fault exactly as the interpreter does.  The MMU function is looked up on ``cpu`` at every
-access (paging, A20 and #AC swap it, also in the middle of a unit); the segment lists are the
-CPU's own (``_base = cpu.base`` ... once per unit execution: they are replaced only by a reset,
-which discards every unit).
+the fault exactly as the interpreter does.  The segment's base and limits are locals of the
+unit's ``run`` (``SegmentLocals``), read from the CPU's lists when it starts and again after
+every opaque instruction: a segment changes only in a helper (a segment load, a far transfer,
+a task switch), and an instruction that calls one keeps reading the lists themselves.  So do
+``cpu.flat_ram`` and ``cpu.paged_ram`` (paging, A20 and #AC change them, in helpers too); the
+MMU function of the slow path is looked up on ``cpu`` at every access.  The lists are the
+CPU's own, bound once per unit: they are replaced only by a reset, which discards every unit.
 """
 
 from __future__ import annotations
@@ -23,13 +26,60 @@ from __future__ import annotations
 import re
 
 _ACCESS = re.compile(r"(?<![\w.])(rd|wr|rmw)(8|16|32)\(")
-SEGMENT_LISTS = "_base = cpu.base; _rlo = cpu.rlo; _rhi = cpu.rhi; _wlo = cpu.wlo; _whi = cpu.whi"
-# bound once per unit (none of them is ever replaced): RAM, the bus's per-page slow flags and
-# the struct functions the bus's own fast path uses
+# bound once per unit (none of them is ever replaced): RAM, the bus's per-page slow flags, the
+# struct functions the bus's own fast path uses and the CPU's segment lists
 RAM_BINDINGS = ("_ram = cpu.bus.ram; _rslow = cpu.bus.rslow; _wslow = cpu.bus.wslow; "
                 "_mmu = cpu.mmu; "
                 "_U16 = _S16.unpack_from; _U32 = _S32.unpack_from; _P16 = _S16.pack_into; "
-                "_P32 = _S32.pack_into")
+                "_P32 = _S32.pack_into; "
+                "_base = cpu.base; _rlo = cpu.rlo; _rhi = cpu.rhi; _wlo = cpu.wlo; _whi = cpu.whi")
+
+
+class SegmentLocals:
+    """The segment values a unit's inlined accesses use, as locals of its ``run``: ``_bS``
+    (base), ``_rlS``/``_rhS_N`` (the lowest and highest offset an N+1-byte read may start at),
+    ``_wlS``/``_whS_N`` (writes), and ``_flat``/``_paged`` (``cpu.flat_ram``/``paged_ram``).
+    ``live`` gives the expressions that read the CPU instead, for opaque instructions."""
+
+    def __init__(self):
+        self.names: dict[str, str] = {}
+
+    def _name(self, name: str, expr: str, live: bool) -> str:
+        if live:
+            return expr
+        self.names[name] = expr
+        return name
+
+    def base(self, s, live=False) -> str:
+        return self._name(f"_b{s}", f"_base[{s}]", live)
+
+    def low(self, kind: str, s, live=False) -> str:
+        w = "w" if kind != "rd" else "r"
+        return self._name(f"_{w}l{s}", f"_{w}lo[{s}]", live)
+
+    def high(self, kind: str, s, span: int, live=False) -> str:
+        w = "w" if kind != "rd" else "r"
+        expr = f"_{w}hi[{s}]" + (f" - {span}" if span else "")
+        return self._name(f"_{w}h{s}_{span}", expr, live)
+
+    def limit(self, s) -> str:
+        """The segment's limit (``cpu.limit``; CS's is what near transfers check)."""
+        return self._name(f"_lim{s}", f"cpu.limit[{s}]", False)
+
+    def ss_big(self) -> str:
+        """SS's B bit: the stack's address size (32-bit if set)."""
+        return self._name("_ssb", f"cpu.attr[{SS}] & {_A_DB:#x}", False)
+
+    def ss_mask(self) -> str:
+        return self._name("_ssm", f"(0xFFFFFFFF if cpu.attr[{SS}] & {_A_DB:#x} else 0xFFFF)",
+                          False)
+
+    def mode(self, which: str, live=False) -> str:
+        return self._name(f"_{which}", f"cpu.{which}_ram", live)
+
+    def load(self) -> str:
+        """The statement that reads them all (empty if none is used)."""
+        return "; ".join(f"{n} = {e}" for n, e in sorted(self.names.items()))
 _LAST = {8: None, 16: "!= 0xFFF", 32: "<= 0xFFC"}     # the access stays in its page
 
 
@@ -41,7 +91,19 @@ def _in_place(kind: str, bits: int, addr: str, value: str | None) -> str:
     return f"_ram[{addr}]" if bits == 8 else f"_U{bits}(_ram, {addr})[0]"
 
 
-def ram_access(kind: str, bits: int, lin: str, value: str | None, n: int) -> str:
+# the local a slow path sets, when the translation checks it instead of ``cpu.exit_req``
+SLOW_MARK = "_x"
+
+
+def _slow_path(call: str, before_slow: str | None, mark: bool) -> str:
+    if before_slow:
+        call = f"({before_slow} or {call})"
+    return f"(({SLOW_MARK} := 1) and {call})" if mark else call
+
+
+def ram_access(kind: str, bits: int, lin: str, value: str | None, n: int,
+               segs: SegmentLocals, live: bool = False, before_slow: str | None = None,
+               mark: bool = False) -> str:
     """The MMU function's call for ``kind`` (rd, wr, rmw) at linear ``lin``, with its fast path
     inline:
 
@@ -59,11 +121,13 @@ def ram_access(kind: str, bits: int, lin: str, value: str | None, n: int) -> str
     a, p = f"_a{n}", f"_p{n}"
     flags = "_wslow" if kind == "wr" else "_rslow"
     last = f" and {a} & 0xFFF {_LAST[bits]}" if _LAST[bits] else ""
-    test = f"not {flags}[({a} := {lin}) >> 12]{last} and cpu.flat_ram"
+    # the mode first: with paging on, no time goes into the flat test
+    test = f"{segs.mode('flat', live)} and not {flags}[({a} := {lin}) >> 12]{last}"
     fmap = "rmap" if kind == "rd" else "wmap"
-    ptest = (f"cpu.paged_ram and ({p} := _mmu.{fmap}.get({a} >> 12)) is not None{last} and "
-             f"not {flags}[{p} >> 12]")
-    call = f"cpu.{fn}({a}, {value})" if kind == "wr" else f"cpu.{fn}({a})"
+    ptest = (f"{segs.mode('paged', live)} and ({p} := _mmu.{fmap}.get(({a} := {lin}) >> 12)) "
+             f"is not None{last} and not {flags}[{p} >> 12]")
+    call = f"cpu.{fn}({lin}, {value})" if kind == "wr" else f"cpu.{fn}({lin})"
+    call = _slow_path(call, before_slow, mark)
     return (f"({_in_place(kind, bits, a, value)} if {test} else "
             f"{_in_place(kind, bits, f'({p} | ({a} & 0xFFF))', value)} if {ptest} else {call})")
 
@@ -93,9 +157,15 @@ def _args(text: str, start: int) -> tuple[list[str], int] | None:
     return None
 
 
-def inline_accesses(body: str, counter: list) -> tuple[str, bool]:
+def inline_accesses(body: str, counter: list, segs: SegmentLocals, live: bool = False,
+                    before_slow: str | None = None, mark: bool = False) -> tuple[str, bool]:
     """``body`` with its memory accesses inlined (see the module docstring); True if any was.
-    ``counter`` ([int]) numbers the temporaries across a unit."""
+    ``counter`` ([int]) numbers the temporaries across a unit; the segment values are the
+    locals of ``segs``, or read from the CPU if ``live`` (an opaque instruction).
+    ``before_slow``, an expression giving None, is evaluated before either slow path (the MMU
+    function, or the method for an offset outside the limits) is called.  With ``mark``, a slow
+    path also sets the local ``_x`` (``SLOW_MARK``) to 1: the only way the access may have
+    asked the running code to stop."""
     out = []
     pos = 0
     changed = False
@@ -119,15 +189,16 @@ def inline_accesses(body: str, counter: list) -> tuple[str, bool]:
         counter[0] += 1
         t = f"_o{counter[0]}"
         span = bits // 8 - 1
-        lo, hi = ("_rlo", "_rhi") if kind == "rd" else ("_wlo", "_whi")
-        lin = f"(_base[{seg}] + {t}) & 0xFFFFFFFF"
-        cond = f"{lo}[{seg}] <= ({t} := ({ea})) <= {hi}[{seg}]" + (f" - {span}" if span else "")
+        lin = f"({segs.base(seg, live)} + {t}) & 0xFFFFFFFF"
+        hi = segs.high(kind, seg, span, live)
+        cond = f"{segs.low(kind, seg, live)} <= ({t} := ({ea})) <= {hi}"
         if kind == "wr":
-            fast = ram_access(kind, bits, lin, args[2], counter[0])
+            fast = ram_access(kind, bits, lin, args[2], counter[0], segs, live, before_slow, mark)
             slow = f"{kind}{bits}({seg}, {t}, {args[2]})"
         else:
-            fast = ram_access(kind, bits, lin, None, counter[0])
+            fast = ram_access(kind, bits, lin, None, counter[0], segs, live, before_slow, mark)
             slow = f"{kind}{bits}({seg}, {t})"
+        slow = _slow_path(slow, before_slow, mark)
         out.append(body[pos:m.start()])
         out.append(f"({fast} if {cond} else {slow})")
         pos = end
@@ -146,29 +217,27 @@ _LINE = re.compile(r"^(\s*)(?:(\w+) = )?cpu\.(push16|push32|pop16|pop32|stack_re
 
 
 def _stack_line(indent: str, target: str | None, helper: str, arg: str, mask: str | None,
-                n: int) -> list[str] | None:
+                n: int, segs: SegmentLocals) -> list[str] | None:
     i = indent
-    big = "_ssb"                    # SS's B bit, read once per run and after opaque instructions
-    wrap = f"(0xFFFFFFFF if _big{n} else 0xFFFF)"
+    big, wrap = segs.ss_big(), segs.ss_mask()
+    base = segs.base(SS)
     if helper.startswith("push") and target is None and mask is None:
         size = int(helper[4:]) // 8
         return [f"{i}_v{n} = {arg}",
-                f"{i}_big{n} = {big}",
                 f"{i}_sp{n} = (r4 - {size}) & {wrap}",
-                f"{i}if _wlo[{SS}] <= _sp{n} <= _whi[{SS}] - {size - 1}:",
-                f"{i}    " + ram_access("wr", size * 8, f"(_base[{SS}] + _sp{n}) & 0xFFFFFFFF",
-                                        f"_v{n}", n),
-                f"{i}    r4 = _sp{n} if _big{n} else (r4 & 0xFFFF0000) | _sp{n}",
+                f"{i}if {segs.low('wr', SS)} <= _sp{n} <= {segs.high('wr', SS, size - 1)}:",
+                f"{i}    " + ram_access("wr", size * 8, f"({base} + _sp{n}) & 0xFFFFFFFF",
+                                        f"_v{n}", n, segs),
+                f"{i}    r4 = _sp{n} if {big} else (r4 & 0xFFFF0000) | _sp{n}",
                 f"{i}else:",
                 f"{i}    R[4] = r4; cpu.{helper}(_v{n}); r4 = R[4]"]
     if helper.startswith("pop") and target is not None and not arg.strip():
         size = int(helper[3:]) // 8
-        out = [f"{i}_big{n} = {big}",
-               f"{i}_sp{n} = r4 if _big{n} else r4 & 0xFFFF",
-               f"{i}if _rlo[{SS}] <= _sp{n} <= _rhi[{SS}] - {size - 1}:",
+        out = [f"{i}_sp{n} = r4 & {wrap}",
+               f"{i}if {segs.low('rd', SS)} <= _sp{n} <= {segs.high('rd', SS, size - 1)}:",
                f"{i}    _v{n} = " + ram_access("rd", size * 8,
-                                             f"(_base[{SS}] + _sp{n}) & 0xFFFFFFFF", None, n),
-               f"{i}    r4 = (_sp{n} + {size}) & 0xFFFFFFFF if _big{n} else "
+                                             f"({base} + _sp{n}) & 0xFFFFFFFF", None, n, segs),
+               f"{i}    r4 = (_sp{n} + {size}) & 0xFFFFFFFF if {big} else "
                f"(r4 & 0xFFFF0000) | ((_sp{n} + {size}) & 0xFFFF)",
                f"{i}else:",
                f"{i}    R[4] = r4; _v{n} = cpu.{helper}(); r4 = R[4]",
@@ -179,11 +248,10 @@ def _stack_line(indent: str, target: str | None, helper: str, arg: str, mask: st
         if len(parts) != 2 or parts[1] not in ("16", "32"):
             return None
         size = int(parts[1]) // 8
-        return [f"{i}_big{n} = {big}",
-                f"{i}_sp{n} = (r4 + {parts[0]}) & {wrap}",
-                f"{i}if _rlo[{SS}] <= _sp{n} <= _rhi[{SS}] - {size - 1}:",
+        return [f"{i}_sp{n} = (r4 + {parts[0]}) & {wrap}",
+                f"{i}if {segs.low('rd', SS)} <= _sp{n} <= {segs.high('rd', SS, size - 1)}:",
                 f"{i}    _v{n} = " + ram_access("rd", size * 8,
-                                              f"(_base[{SS}] + _sp{n}) & 0xFFFFFFFF", None, n),
+                                              f"({base} + _sp{n}) & 0xFFFFFFFF", None, n, segs),
                 f"{i}else:",
                 f"{i}    R[4] = r4; _v{n} = cpu.stack_read({arg})",
                 f"{i}{target} = _v{n}{mask or ''}"]
@@ -195,12 +263,7 @@ def _stack_line(indent: str, target: str | None, helper: str, arg: str, mask: st
     return None
 
 
-# SS's B bit (the stack's address size) as the inlined stack operations read it: SS changes only
-# in instructions that call helpers (opaque ones, after which the translation reads it again)
-SS_BIG = f"_ssb = cpu.attr[{SS}] & {_A_DB:#x}"
-
-
-def inline_stack(body: str, counter: list) -> str | None:
+def inline_stack(body: str, counter: list, segs: SegmentLocals) -> str | None:
     """``body`` (registers already in locals, ESP in ``r4``) with every stack helper call
     inlined, or None when one of them is in a form this does not rewrite (the caller then
     writes ESP back around the helpers instead)."""
@@ -214,7 +277,7 @@ def inline_stack(body: str, counter: list) -> str | None:
             return None
         counter[0] += 1
         lines = _stack_line(m.group(1), m.group(2), m.group(3), m.group(4), m.group(5),
-                            counter[0])
+                            counter[0], segs)
         if lines is None or any(h in m.group(4) for h in ("cpu.push", "cpu.pop", "cpu.stack_")):
             return None
         out.extend(lines)

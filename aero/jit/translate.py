@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 from ..cpu import codegen, flags
 from ..cpu.blocks import JumpBlock
-from .memory import RAM_BINDINGS, SEGMENT_LISTS, SS_BIG, inline_accesses, inline_stack
+from .memory import RAM_BINDINGS, SLOW_MARK, SegmentLocals, inline_accesses, inline_stack
 
 _PARAM = re.compile(r"\bP(\d+)\b")
 _REG = re.compile(r"\bR\[(\d)\]")
@@ -50,6 +50,7 @@ _PURE = frozenset(("cond", "carry", "arith", "sext_to", "sign_of", "cf_source", 
 _STACK = frozenset(("cpu.push16", "cpu.push32", "cpu.pop16", "cpu.pop32", "cpu.stack_read",
                     "cpu.stack_add"))
 IND = " " * 16                          # the indentation of a block's code in run()
+_SEGLOAD = "@SEGLOAD@"                  # where the segment locals are read again
 
 
 @dataclass
@@ -62,6 +63,9 @@ class Translation:
     # (written back before it: all of them around a helper, ESP around a stack helper)
     flushed: list = field(default_factory=list)
     regs: tuple = ()                             # the registers kept in locals
+    # per entry, the lazy flags the interpreter would have in cpu.lf while it runs, when a
+    # translation left them in locals (an expression on the frame's locals), else None
+    lazy: list = field(default_factory=list)
 
     def locate(self, line: int) -> tuple[int, int]:
         """(block index, instruction index) of the instruction holding source ``line``."""
@@ -178,6 +182,54 @@ def dead_flag_stores(bodies: list[str]) -> set[int]:
     return dead
 
 
+# a lazy store of plain locals or numbers, which the locals still describe later
+_LF_PLAIN = re.compile(r"\ncpu\.lf = (\((\d+), (\w+), (\w+), (\w+)\))\s*$")
+_ACCESSES = frozenset(codegen._HOIST)
+
+
+def _assigns(body: str, name: str) -> bool:
+    return re.search(rf"(?<![\w.]){name}\s*(?::=|[-+*/&|^%<>]*=(?!=))", body) is not None
+
+
+def _mem_only(body: str) -> bool:
+    """Reads or writes memory through the inlined accesses and does nothing else with the CPU:
+    it may fault, or call the slow path (a device, a watched page), but never reads the flags."""
+    return ("cpu" not in body and "raise" not in body and
+            all(c in _FLAGLESS_CALLS or c in _ACCESSES for c in _calls(body)))
+
+
+def deferred_flag_stores(bodies: list[str], dead: set[int]) -> tuple[set[int], dict[int, str]]:
+    """Lazy-flags stores that a later instruction of the block replaces, with only memory
+    accesses that may fault or call out in between (``dead_flag_stores`` wants none): the
+    store is dropped, and the tuple, built from locals nothing in between assigns, is made
+    only when something could see it: by the slow path of those accesses before it calls out,
+    by an early exit after them, and from the frame's locals when one faults (``Unit``).
+    Returns the dropped stores and, per instruction in between, the tuple's expression."""
+    dropped: set[int] = set()
+    pending: dict[int, str] = {}
+    for i, body in enumerate(bodies):
+        if i in dead:
+            continue
+        m = _LF_PLAIN.search("\n" + body)
+        if m is None:
+            continue
+        names = [v for v in m.group(3, 4, 5) if not v.isdigit() and not v.startswith("0x")]
+        between = []
+        for j in range(i + 1, len(bodies)):
+            later = bodies[j]
+            if _replaces_flags(later):
+                if any(_mem_only(bodies[k]) and not _clean(bodies[k]) for k in between):
+                    dropped.add(i)
+                    for k in between:
+                        pending[k] = m.group(1)
+                break
+            if any(_assigns(later, v) for v in names) or not (_clean(later) or
+                                                               _mem_only(later)):
+                break
+            between.append(j)
+    return dropped, pending
+
+
 # Branches on flags the instruction just before set (aero.cpu.flags.cond, specialised): after a
 # lazy store (KIND, a, b, r) of plain locals, ZF is r == 0 whatever the kind; after a subtraction
 # (CMP, SUB, SBB without carry) CF is a < b, and signed "less" is an unsigned comparison with the
@@ -216,6 +268,25 @@ def specialise_branch(prev: str, jcc: str) -> str:
     if inv:
         test = f"not ({test})"
     return f"{c.group(1)} = {c.group(2)} if {test} else {c.group(4)}"
+
+
+_COUNT = re.compile(r"^(?P<i>[ ]*)c = (?P<v>\d+|0x[0-9a-fA-F]+) & (?P<m>31|0x1f)\n"
+                    r"(?P=i)if c:\n(?P<blk>(?:(?P=i)    [^\n]*(?:\n|$))+)", re.M)
+
+
+def fold_count(body: str) -> str:
+    """A shift or rotate by a constant count: ``c = N & 31`` then ``if c:`` around the work
+    becomes the work alone (or nothing, for a count of 0), so its lazy-flags store is the
+    instruction's last statement, which dead-store elimination and branch specialisation
+    look for."""
+    def sub(m):
+        i, c = m.group("i"), int(m.group("v"), 0) & 31
+        if not c:
+            return f"{i}c = 0\n"
+        blk = "".join(ln[4:] + "\n" if ln.strip() else "\n"
+                      for ln in m.group("blk").rstrip("\n").split("\n"))
+        return f"{i}c = {c}\n{blk}"
+    return _COUNT.sub(sub, body)
 
 
 def hook_prefix(ins, at, literal) -> str:
@@ -262,7 +333,7 @@ def translate(blocks, code32: bool, entry_eip: int) -> Translation:
                 continue
             _, name, src, _ = sel
             body, params, _ = codegen.expand(ins, code32, src)
-            body = _PARAM.sub(lambda m: literal(params[int(m.group(1))]), body)
+            body = fold_count(_PARAM.sub(lambda m: literal(params[int(m.group(1))]), body))
             body = body.replace("cf_source(cpu)", _CF_SOURCE)
             body = hook_prefix(ins, at, literal) + body
             regs.update(int(r) for r in _REG.findall(body))
@@ -282,13 +353,12 @@ def translate(blocks, code32: bool, entry_eip: int) -> Translation:
     regs = tuple(sorted(regs))
     t.regs = regs
     load = "; ".join(f"r{r} = R[{r}]" for r in regs)
-    if not direct and any(stacky(b) for out in expanded for _, _, b in out):
-        load += "; " + SS_BIG                   # read again wherever the registers are
     store = "; ".join(f"R[{r}] = r{r}" for r in regs)
 
     body_lines: list[str] = []
     temps = [0]
     uses_segments = False
+    segs = SegmentLocals()                      # read at the start and after opaque instructions
 
     def emit(text: str, indent: str = IND) -> None:
         body_lines.append(indent + text)
@@ -298,6 +368,8 @@ def translate(blocks, code32: bool, entry_eip: int) -> Translation:
         out = [(ins, name, body) for (ins, name, _), body in
                zip(out, forward_cf([body for _, _, body in out], temps))]
         dead = dead_flag_stores([body for _, _, body in out])
+        dropped, pending = deferred_flag_stores([body for _, _, body in out], dead)
+        dead |= dropped
         jumps = isinstance(blk, JumpBlock)      # its last instruction sets EIP itself
         emit(f"{'if' if bi == 0 else 'elif'} pc == {blk.eips[0]:#x}:", " " * 12)
         emit(f"if done + {n} > limit:")
@@ -309,6 +381,8 @@ def translate(blocks, code32: bool, entry_eip: int) -> Translation:
             last = i == n - 1
             t.lines.append(len(body_lines))
             t.where.append((bi, i))
+            lazy = pending.get(i)
+            t.lazy.append(lazy)
             emit(f"# {bi}.{i} {ins.eip:#x} {name}")
             if i and name in ("JCC", "JCC.4", "JCC.5"):
                 body = specialise_branch(out[i - 1][2], body)
@@ -323,7 +397,7 @@ def translate(blocks, code32: bool, entry_eip: int) -> Translation:
                 t.flushed.append(regs)
                 if store:
                     emit(store)
-            elif st and (inl := inline_stack(_REG.sub(r"r\1", body), temps)) is not None:
+            elif st and (inl := inline_stack(_REG.sub(r"r\1", body), temps, segs)) is not None:
                 # the stack helpers inline, on ESP in r4 (aero.jit.memory)
                 t.flushed.append(())
                 body = inl
@@ -340,19 +414,34 @@ def translate(blocks, code32: bool, entry_eip: int) -> Translation:
                 body = _REG.sub(r"r\1", body)
             if last and jumps and not op:
                 body = _SET_EIP.sub(r"\1pc = \2", body)
-            body, inlined = inline_accesses(body, temps)
+            if not op and "cpu.limit[1]" in body:
+                body = body.replace("cpu.limit[1]", segs.limit(1))      # CS: far transfers are opaque
+            # only its memory accesses may ask to stop: their slow paths say when they ran
+            marked = not op and not st and all(c in _PURE or c in _ACCESSES
+                                               for c in _calls(body))
+            body, inlined = inline_accesses(body, temps, segs, live=op,
+                                            before_slow=lazy and f"_setlf(cpu, {lazy})",
+                                            mark=marked)
             uses_segments |= inlined
             for ln in body.splitlines():
                 emit(ln)
-            if op and load:
-                emit(load)
+            if op:
+                emit(f"{load}; {_SEGLOAD}" if load else _SEGLOAD)
             elif st:
                 emit("r4 = R[4]")
             if last and jumps and op:
                 emit("pc = cpu.eip")                 # a helper transferred control
             if not last and may_exit(body):
-                emit("if cpu.exit_req:")
-                emit(f"    done += {i + 1}; pc = {blk.eips[i + 1]:#x}; break")
+                leave = (f"done += {i + 1}; pc = {blk.eips[i + 1]:#x}; " +
+                         (f"cpu.lf = {lazy}; " if lazy else "") + "break")
+                if marked and inlined:
+                    emit(f"if {SLOW_MARK}:")
+                    emit(f"    {SLOW_MARK} = 0")
+                    emit("    if cpu.exit_req:")
+                    emit("        " + leave)
+                else:
+                    emit("if cpu.exit_req:")
+                    emit("    " + leave)
         emit(f"done += {n}")
         if not jumps:
             emit(f"pc = {blk.end_eip:#x}")
@@ -366,15 +455,16 @@ def translate(blocks, code32: bool, entry_eip: int) -> Translation:
     head = [f"def make(cpu, R{''.join(f', K{k}' for k in range(len(consts)))}):"]
     for h in sorted(hoist):
         head.append(f"    {h} = cpu.{h}")
-    if uses_segments:
+    seg_load = segs.load()
+    if uses_segments or seg_load:
         head.append("    " + RAM_BINDINGS)
     head.append("    def run(limit):")
-    if uses_segments:
-        head.append("        " + SEGMENT_LISTS)
+    if seg_load:
+        head.append("        " + seg_load)
     if load:
         head.append("        " + load)
     head.append(f"        pc = {entry_eip:#x}")
-    head.append("        done = 0")
+    head.append(f"        done = {SLOW_MARK} = 0")
     head.append("        while True:")
     first = len(head) + 1
     t.lines = [first + j for j in t.lines]
@@ -382,6 +472,9 @@ def translate(blocks, code32: bool, entry_eip: int) -> Translation:
     if store:
         tail.append("        " + store)
     tail += ["        cpu.eip = pc", "        return done", "    return run", ""]
-    t.source = "\n".join(head + body_lines + tail)
+    body = "\n".join(body_lines)
+    body = body.replace(_SEGLOAD, seg_load) if seg_load else \
+        body.replace(f"; {_SEGLOAD}", "").replace(_SEGLOAD, "pass")
+    t.source = "\n".join(head + [body] + tail)
     t.consts = consts
     return t

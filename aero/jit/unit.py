@@ -29,13 +29,19 @@ _BIG = 1 << 40
 _GLOBALS: dict | None = None
 
 
+def _setlf(cpu, lf) -> None:
+    """Lazy flags a translation kept in locals, put where the interpreter has them before a
+    slow path calls out (``aero.jit.translate.deferred_flag_stores``)."""
+    cpu.lf = lf
+
+
 def _globals() -> dict:
     """What translations see: the templates' namespace, and the bus's struct formats for RAM
     accessed in place (``aero.jit.memory.RAM_BINDINGS``)."""
     global _GLOBALS
     if _GLOBALS is None:
         _GLOBALS = {**codegen.namespace(), "_S16": struct.Struct("<H"),
-                    "_S32": struct.Struct("<I")}
+                    "_S32": struct.Struct("<I"), "_setlf": _setlf}
     return _GLOBALS
 
 
@@ -113,11 +119,15 @@ class Unit:
         loc = frame.f_locals
         R = cpu.R
         # registers the faulting instruction had written back are as its helper left them
-        fresh = self.tr.flushed[self.tr.where.index((bi, i))]
+        at = self.tr.where.index((bi, i))
+        fresh = self.tr.flushed[at]
         for r in self.tr.regs:
             v = loc.get(f"r{r}")
             if v is not None and r not in fresh:
                 R[r] = v
+        lazy = self.tr.lazy[at]
+        if lazy is not None:                    # the flags an earlier instruction left in locals
+            cpu.lf = eval(lazy, {}, dict(loc))
         cpu.fault_index = self.offsets[bi] + i
         cpu.fault_retired = loc.get("done", 0) + i
 

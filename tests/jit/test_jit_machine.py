@@ -3,7 +3,6 @@ added after code was translated, a stop from another thread, time read inside a 
 guest's result is also computed here independently, so that a test fails if both tiers are wrong
 the same way."""
 
-import os
 import shutil
 import subprocess
 import threading

@@ -1,11 +1,12 @@
 """Pieces of the translation that decide correctness: which lazy-flag stores are dead, which
 calls are helpers (keywords are not), what a unit's source looks like."""
 
+from aero.cpu import flags
 from aero.jit.translate import dead_flag_stores, may_exit, opaque, stacky
 
 ADD = "a = r0\nb = r3\nr = (a + b) & 0xffffffff\nr0 = r\ncpu.lf = (2, a, b, r)"
 XOR = "a = r2\nb = r0\nr = a ^ b\nr2 = r\ncpu.lf = (8, a, b, r)"
-INC = "a = r7\nr = (a + 1) & 0xffffffff\nr7 = r\ncpu.lf = (11, a, cf_source(cpu), r)"
+INC = f"a = r7\nr = (a + 1) & 0xffffffff\nr7 = r\ncpu.lf = ({flags.INC_K + 2}, a, cf_source(cpu), r)"
 MOV = "r1 = r2"
 LOAD = "ea = 0x2000\nr1 = rd32(3, ea)"
 SHL = "a = r0\nc = r1 & 31\nif c:\n    r = (a << c) & 0xffffffff\n    r0 = r\n    cpu.lf = (2, a, a, r)"
@@ -61,6 +62,14 @@ def test_specialised_branches_agree_with_cond():
                     r = (a - b) & mask
                 elif op == flags.LOGIC_K:
                     r = rng.choice((a & b, a | b, a ^ b))
+                elif op in (flags.SHR_K, flags.SAR_K):
+                    b = rng.randrange(1, 32)     # the count
+                    sign = flags.SIGN[kind % 3]
+                    s = a - (sign << 1) if op == flags.SAR_K and a & sign else a
+                    r = (s >> b) & mask
+                elif op == flags.MUL_K:
+                    a, b = 0, rng.choice((0, 1))    # CF = OF = b
+                    r = rng.getrandbits(32) & mask
                 else:
                     b = rng.choice((0, 1))       # the carry source INC/DEC keep
                     r = (a + 1) & mask if op == flags.INC_K else (a - 1) & mask
@@ -113,3 +122,61 @@ def test_inc_dec_carry_forwarded_from_the_previous_flags():
         assert ref[0] == "halted" or ref[0] == "limit" or ref[0] == "halt", ref
         assert _run_code(code, regs, {"jit_threshold": 0}) == ref
         assert _run_code(code, regs, {"jit_threshold": 3}) == ref
+
+
+# Three rounds of: add ebx, 0x40000000 (lazy flags, different each round from EBX =
+# 0x3fffffff); mov [esi], eax; add ecx, 0 (all six flags replaced); then ESI += EDI for the
+# next round.  From the second round on the loop is translated code (threshold 0), which leaves ADD's
+# flags in locals across the store.
+_DEFERRED = (b"\xba\x03\x00\x00\x00"                  # mov edx, 3
+             b"\x81\xc3\x00\x00\x00\x40" b"\x90\x90"    # L: add ebx, 0x40000000; nop; nop
+             b"\x89\x06" b"\x83\xc1\x00"                # mov [esi], eax; add ecx, 0
+             b"\x01\xfe" b"\x4a" b"\x75\xee" b"\xf4")      # add esi, edi; dec edx; jnz L; hlt
+
+
+def test_a_store_between_keeps_the_flags_in_locals():
+    from aero.jit.translate import deferred_flag_stores
+    add = "a = r3\nb = 1\nr = (a + b) & 0xffffffff\nr3 = r\ncpu.lf = (2, a, b, r)"
+    assert deferred_flag_stores([add, "ea = r6\nwr32(3, ea, r0)", ADD], set()) == \
+        ({0}, {1: "(2, a, b, r)"})
+    assert deferred_flag_stores([add, "ea = r6\nwr32(3, ea, r0)", INC], set()) == (set(), {})
+    assert deferred_flag_stores([add, "a = rd32(3, r6)", ADD], set()) == (set(), {})
+
+
+def test_flags_left_in_locals_reach_a_fault():
+    """The third round's store crosses the segment's limit: #GP, then (no IDT) a triple
+    fault.  The flags the CPU holds then are ADD's, recovered from the unit's frame."""
+    from aero.cpu.flags import arith
+    regs = [0, 0, 0, 0x3FFFFFFF, 0, 0, 0x3F0000, 0x7FE07FFF]       # ESI 0xfffffffe at the third
+    want = _run_code(_DEFERRED, regs, {"jit": "off", "no_reboot": True})
+    assert want[0] == "shutdown", want
+    assert want[2] & 0x8D5 == arith((2, 0xBFFFFFFF, 0x40000000, 0xFFFFFFFF)), want
+    assert _run_code(_DEFERRED, regs, {"jit_threshold": 0, "no_reboot": True}) == want
+
+
+def test_flags_left_in_locals_reach_a_watch_callback():
+    """A write watch on the store's address: the callback sees ADD's flags, in the interpreter
+    and in translated code (the slow path puts them in place before it calls out), and a
+    callback that stops the run leaves them there too."""
+    from aero.config import MachineConfig
+    from aero.cpu.presets import set_flat32
+    from aero.machine import Machine
+    for stop in (False, True):
+        seen = {}
+        for jit in ("off", "on"):
+            m = Machine(MachineConfig(bios=None, memory=4, jit=jit, jit_threshold=0))
+            cpu = set_flat32(m.cpu)
+            cpu.bus.load(0x1000, _DEFERRED)
+            cpu.R[6] = 0x3F0000
+            cpu.R[3] = 0x3FFFFFFF
+            cpu.eip = 0x1000
+            got = seen[jit] = []
+
+            def watch(mm, acc, got=got):
+                got.append(mm.cpu.get_flags() & 0x8D5)
+                return stop
+            m.hooks.mem_write(watch, 0x3F0000, 0x3F0004)
+            while m.run_until(icount=1000).status == "hook":
+                got.append((cpu.icount, cpu.get_flags() & 0x8D5))
+            assert sum(u.execs for u in cpu.cache.jit.units) if jit == "on" else True
+        assert seen["off"] == seen["on"] and len(set(seen["off"])) == len(seen["off"]), seen

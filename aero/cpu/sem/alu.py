@@ -9,8 +9,8 @@ otherwise a fixed, documented choice (noted at each helper).
 
 Lazy flags (``cpu.lf``) are used where a lazy kind is exact on every defined flag (NEG = SUB from
 0, CMPXCHG = CMP, XADD = ADD, ADC/SBB with a clear carry = ADD/SUB, SHL = ADD of a value to
-itself, IMUL2/IMUL3 without overflow = a LOGIC result, AAM = LOGIC, AAD = ADD); everything else
-computes its flags eagerly.  No lazy kind was added to ``aero.cpu.flags``.
+itself, AAM = LOGIC, AAD = ADD) and for the kinds ``aero.cpu.flags`` has for them (SHR, SAR,
+IMUL2/IMUL3); everything else computes its flags eagerly.
 """
 
 from ...faults import CPUFault
@@ -201,8 +201,8 @@ v = $A
 alu_mul(cpu, v, $BITS, True)
 """
 
-# Two- and three-operand IMUL, inline: when the product fits (the common case) the flags are
-# exactly those of a LOGIC result (CF = OF = AF = 0, SF/ZF/PF of the result), so they stay lazy.
+# Two- and three-operand IMUL, inline, with lazy flags (flags.py): CF = OF = the product does not
+# fit, SF/ZF/PF of the result, AF 0.
 _IMUL_N = """
 if a & $SIGN:
     a -= $SIGN << 1
@@ -211,10 +211,8 @@ if b & $SIGN:
 p = a * b
 r = p & $MASK
 $A = r
-if -$SIGN <= p < $SIGN:
-    cpu.lf = (%LOGIC, r, r, r)
-else:
-    alu_put(cpu, alu_szp(r, $BITS) | 0x801)
+o = 0 if -$SIGN <= p < $SIGN else 1
+cpu.lf = (%MUL, 0, o, r)
 """
 
 TEMPLATES["IMUL2"] = """
@@ -339,37 +337,24 @@ if c:
 """
 
 # SHR: CF = the last bit shifted out; OF = MSB(original) for a count of 1 and 0 for larger ones
-# (the top two result bits XORed, as the 286 vectors show); AF undefined: 0.
+# (the top two result bits XORed, as the 286 vectors show); AF undefined: 0.  Lazy (flags.py).
 TEMPLATES["SHR"] = """
 a = $A
 c = $B & 31
 if c:
     r = a >> c
     $A = r
-    f = PARITY[r & 0xFF] | ((a >> (c - 1)) & 1)
-    if r == 0:
-        f |= 0x40
-    if c == 1 and a & $SIGN:
-        f |= 0x800
-    cpu.lf = None
-    cpu.flags = (cpu.flags & 0xFFFFF72A) | f
+    cpu.lf = (%SHR, a, c, r)
 """
 
-# SAR: CF = the last bit shifted out; OF = 0; AF undefined: 0.
+# SAR: CF = the last bit shifted out; OF = 0; AF undefined: 0.  Lazy (flags.py).
 TEMPLATES["SAR"] = """
 a = $A
 c = $B & 31
 if c:
-    s = a - ($SIGN << 1) if a & $SIGN else a
-    r = (s >> c) & $MASK
+    r = ((a - ($SIGN << 1) if a & $SIGN else a) >> c) & $MASK
     $A = r
-    f = PARITY[r & 0xFF] | ((s >> (c - 1)) & 1)
-    if r == 0:
-        f |= 0x40
-    elif r & $SIGN:
-        f |= 0x80
-    cpu.lf = None
-    cpu.flags = (cpu.flags & 0xFFFFF72A) | f
+    cpu.lf = (%SAR, a, c, r)
 """
 
 # ROL/ROR by c mod size (the masked count is a multiple of the size: the value is unchanged but
