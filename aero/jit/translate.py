@@ -10,6 +10,12 @@ between them itself:
   bound once when the unit is made);
 * the eight general registers live in locals (``r0`` ... ``r7``) and go back to ``cpu.R`` when the
   function returns, and around instructions whose helpers read or write ``cpu.R`` themselves;
+  the segment values the inlined memory accesses use are locals too (``aero.jit.memory``);
+* lazy flags: a store nothing reads before a later instruction replaces the flags is dropped
+  (``dead_flag_stores``), or, with memory accesses in between, left in locals until something
+  could see it (``deferred_flag_stores``); INC/DEC take their carry from the instruction before
+  (``forward_cf``), and a branch tests the values the instruction before compared
+  (``specialise_branch``);
 * the block's last instruction sets a local ``pc`` instead of ``cpu.eip``; a loop dispatches on it
   to the next block of the region, and returns when it leaves the region;
 * before a block, the budget: if its instructions would go past ``limit``, the function returns
@@ -17,11 +23,12 @@ between them itself:
   events and interrupts land on the same boundaries as in the interpreter;
 * after an instruction that may have asked the running code to stop (``cpu.exit_req``: it called
   into the slow memory path, a device, a helper), and after every block, the request is checked
-  and the function returns at that boundary.
+  and the function returns at that boundary (after one whose only calls are memory accesses,
+  only when a slow path ran: it sets the local ``_x``).
 
 A fault propagates with its traceback: the line it came from says which instruction of which
-block faulted, and the frame's locals give the registers and the count done so far
-(``Unit``); nothing is tracked while running.
+block faulted, and the frame's locals give the registers, the lazy flags left in locals and the
+count done so far (``Unit``); nothing is tracked while running.
 """
 
 from __future__ import annotations

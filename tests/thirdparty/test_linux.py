@@ -24,7 +24,8 @@ The boot takes billions of guest instructions (the decompressor's xz alone about
 about 0.43 G to the shell's prompt; 2.785 G to the power-off under the Aero BIOS, 2.791 G under
 SeaBIOS): about 13 minutes of wall time on a 2-core host with both boots running at once (JIT
 on), so the Aero tests are marked slow and run with AERO_FULL=1 only.  Each prints the wall time to the marker and to the first prompt
-(``-s`` shows it) and the instruction count at the end (``--state-hash``).  ``python -m
+(``-s`` shows it) and the instruction count at the end (``--state-hash``).  Another boots with
+the JIT on and off side by side and compares the transcripts and the final state hashes.  ``python -m
 aero.testing.linuxmedia`` builds the media and prints a command line to boot them by hand.
 """
 
@@ -244,3 +245,31 @@ def test_debian_kernel_boots_to_a_busybox_shell(media, tmp_path, bios, loader):
     assert linuxmedia.MARKER in text, (rc, err[-1000:], text[-3000:])
     check_transcript(text, kernel)
     assert rc == 0, (rc, err[-1000:], text[-3000:])
+
+
+@pytest.mark.slow
+@slow_boot
+def test_the_jit_changes_nothing_on_the_whole_boot(media, tmp_path):
+    """The ``--kernel`` boot under the Aero BIOS with the JIT on and off, side by side: the
+    same transcript, and the same ``--state-hash`` (instruction count and digest of the whole
+    machine) at the power-off.  (This found the tiers filling the TLB differently: the JIT's
+    units skipped instruction-fetch lookups the interpreter made.)"""
+    kernel, initrd = media
+    out = {}
+
+    def run(jit):
+        d = tmp_path / jit
+        d.mkdir()
+        out[jit] = boot(kernel, initrd, d, "aero", jit=jit)
+    threads = [threading.Thread(target=run, args=(j,)) for j in ("off", "on")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    (rc0, text0, err0, _), (rc1, text1, err1, _) = out["off"], out["on"]
+    assert rc0 == rc1 == 0, (rc0, err0[-500:], rc1, err1[-500:])
+    check_transcript(text1, kernel)
+    assert text0 == text1
+    hashes = [re.search(r"state-hash icount=\d+ \S+", e) for e in (err0, err1)]
+    assert hashes[0] and hashes[1] and hashes[0].group(0) == hashes[1].group(0), (err0[-300:],
+                                                                                  err1[-300:])
