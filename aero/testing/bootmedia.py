@@ -150,17 +150,18 @@ def build_syslinux_floppy(out: str) -> str:
     return out
 
 
-def build_isolinux_cd(out: str) -> str:
-    """An ISOLINUX El Torito CD at out."""
+def _isolinux_cd(out: str, modules, files: dict, cfg: str) -> str:
+    """An ISOLINUX El Torito CD at ``out``: isolinux.bin and SYSLINUX ``modules`` in
+    /isolinux with ``cfg`` as isolinux.cfg, and ``files`` (path on the CD -> host file)."""
     tree = out + ".tree"
     shutil.rmtree(tree, ignore_errors=True)
     os.makedirs(os.path.join(tree, "isolinux"))
-    for f in (ISOLINUX_BIN, *(os.path.join(SYSLINUX_MODULES, m)
-                              for m in ("ldlinux.c32", "mboot.c32", "libcom32.c32"))):
+    for f in (ISOLINUX_BIN, *(os.path.join(SYSLINUX_MODULES, m) for m in modules)):
         shutil.copy(f, os.path.join(tree, "isolinux"))
-    shutil.copy(KERNEL, tree)
+    for name, src in files.items():
+        shutil.copy(src, os.path.join(tree, name))
     with open(os.path.join(tree, "isolinux", "isolinux.cfg"), "w") as f:
-        f.write(SYSLINUX_CFG.format(kernel="/kernel.bin", args=KERNEL_ARGS))
+        f.write(cfg)
     if os.path.exists(out):
         os.remove(out)
     _run(["xorriso", "-as", "mkisofs", "-quiet", "-o", out, "-b", "isolinux/isolinux.bin",
@@ -168,6 +169,13 @@ def build_isolinux_cd(out: str) -> str:
           "-boot-info-table", tree])
     shutil.rmtree(tree, ignore_errors=True)
     return out
+
+
+def build_isolinux_cd(out: str) -> str:
+    """An ISOLINUX El Torito CD at out."""
+    return _isolinux_cd(out, ("ldlinux.c32", "mboot.c32", "libcom32.c32"),
+                        {"kernel.bin": KERNEL},
+                        SYSLINUX_CFG.format(kernel="/kernel.bin", args=KERNEL_ARGS))
 
 
 LINUX_CFG = """SERIAL 0 115200
@@ -184,22 +192,8 @@ def build_linux_iso(out: str, kernel: str, initrd: str, append: str) -> str:
     """An ISOLINUX El Torito CD at out that boots a Linux ``kernel`` with ``initrd`` through
     SYSLINUX's own Linux loader (the kernel and initrd read through the BIOS's INT 13h
     extensions from the CD), the command line ``append``."""
-    tree = out + ".tree"
-    shutil.rmtree(tree, ignore_errors=True)
-    os.makedirs(os.path.join(tree, "isolinux"))
-    for f in (ISOLINUX_BIN, os.path.join(SYSLINUX_MODULES, "ldlinux.c32")):
-        shutil.copy(f, os.path.join(tree, "isolinux"))
-    shutil.copy(kernel, os.path.join(tree, "vmlinuz"))
-    shutil.copy(initrd, os.path.join(tree, "initrd.gz"))
-    with open(os.path.join(tree, "isolinux", "isolinux.cfg"), "w") as f:
-        f.write(LINUX_CFG.format(append=append))
-    if os.path.exists(out):
-        os.remove(out)
-    _run(["xorriso", "-as", "mkisofs", "-quiet", "-o", out, "-b", "isolinux/isolinux.bin",
-          "-c", "isolinux/boot.cat", "-no-emul-boot", "-boot-load-size", "4",
-          "-boot-info-table", tree])
-    shutil.rmtree(tree, ignore_errors=True)
-    return out
+    return _isolinux_cd(out, ("ldlinux.c32",), {"vmlinuz": kernel, "initrd.gz": initrd},
+                        LINUX_CFG.format(append=append))
 
 
 GRUB_EARLY_CFG = """serial --unit=0 --speed=115200
