@@ -719,21 +719,21 @@ _TRANS = ("F2XM1", "FYL2X", "FYL2XP1", "FPTAN", "FPATAN", "FSIN", "FCOS", "FSINC
 _CONSTS = ("FLD1", "FLDL2T", "FLDL2E", "FLDPI", "FLDLG2", "FLDLN2", "FLDZ")
 
 
-def _norm_exp(v):
+def norm_exp(v):
     s, m, e = F._parts(v)
     return e + m.bit_length() - 1
 
 
-def _double_exact_prem(a, b):
+def double_exact_prem(a, b):
     """FPREM operands QEMU 5.0's double arithmetic handles exactly: normal, at most 26
     significant bits, inside the double exponent range, exponent difference below 21."""
     for v in (a, b):
-        if F.classify(v) != F.NORMAL or not -1000 < _norm_exp(v) < 1000:
+        if F.classify(v) != F.NORMAL or not -1000 < norm_exp(v) < 1000:
             return False
         m = v & F.SIG_MASK
         if (m & -m).bit_length() < 64 - 25:
             return False
-    return _norm_exp(a) - _norm_exp(b) < 21
+    return norm_exp(a) - norm_exp(b) < 21
 
 
 def _fip(c):
@@ -778,9 +778,9 @@ def _fprem(c):
     a, b = c.op(0), c.op(1)
     if a is None or b is None:
         return False
-    if not _double_exact_prem(a, b) or c.aero.st[0] == F.NEG_ZERO:
+    if not double_exact_prem(a, b) or c.aero.st[0] == F.NEG_ZERO:
         return True
-    return c.name == "FPREM1" and _norm_exp(a) < _norm_exp(b)
+    return c.name == "FPREM1" and norm_exp(a) < norm_exp(b)
 
 
 def _fscale(c):
@@ -811,7 +811,7 @@ def _unsupported(c):
 def _double_safe(v):
     """A normal operand unicorn's double arithmetic takes exactly."""
     return v is not None and F.classify(v) == F.NORMAL and not v & 0x7FF and \
-        -1000 < _norm_exp(v) < 1000
+        -1000 < norm_exp(v) < 1000
 
 
 def _close(x, y, tol):

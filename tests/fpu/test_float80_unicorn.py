@@ -64,6 +64,7 @@ unicorn = pytest.importorskip("unicorn")
 from unicorn import x86_const as UX                         # noqa: E402
 
 from aero.fpu import float80 as F                           # noqa: E402
+from aero.conformance.x87_diff import double_exact_prem, norm_exp     # noqa: E402
 
 FULL = os.environ.get("AERO_FULL") == "1"
 SEED = 87
@@ -266,23 +267,6 @@ def _cls(v):
     return F.classify(v)
 
 
-def _norm_exp(v):
-    s, m, e = F._parts(v)
-    return e + m.bit_length() - 1
-
-
-def _double_exact_prem(a, b):
-    """FPREM operands unicorn's double arithmetic handles exactly: finite non-zero, at most 26
-    significant bits, inside the double exponent range, exponent difference below 21."""
-    for v in (a, b):
-        if _cls(v) != F.NORMAL or not -1000 < _norm_exp(v) < 1000:
-            return False
-        m = v & F.SIG_MASK
-        if (m & -m).bit_length() < 64 - 25:
-            return False
-    return _norm_exp(a) - _norm_exp(b) < 21
-
-
 def deviations(name, a, b, cw):
     """The ids of the documented deviations whose domain contains this case."""
     ops = (a,) if OPS.get(name, (1,))[0] == 1 else (a, b)
@@ -292,11 +276,11 @@ def deviations(name, a, b, cw):
         out.append("U2")
     if F.SNAN in cls and name in ("fst32", "fst64", "fscale"):
         out.append("U3")
-    if name in ("fprem", "fprem1") and (not _double_exact_prem(a, b) or (
+    if name in ("fprem", "fprem1") and (not double_exact_prem(a, b) or (
             a >> 79 and getattr(F, name)(a, b, cw)[0] == F.NEG_ZERO)):
         out.append("U5")
     if name == "fprem1" and all(c in (F.NORMAL, F.DENORMAL) for c in cls) \
-            and _norm_exp(a) < _norm_exp(b):
+            and norm_exp(a) < norm_exp(b):
         out.append("U6")
     if name == "fscale" and ((cw >> 8) & 3 != 3 or _cls(b) in (F.INFINITY, F.QNAN, F.SNAN)):
         out.append("U7")
