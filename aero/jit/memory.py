@@ -77,6 +77,18 @@ class SegmentLocals:
     def mode(self, which: str, live=False) -> str:
         return self._name(f"_{which}", f"cpu.{which}_ram", live)
 
+    def flat(self, kind: str, s, paged: bool, stack: bool = False) -> str:
+        """True while segment ``s`` is flat for ``kind`` (base 0, every offset allowed: its
+        limits are 0 and 0xFFFFFFFF) and the RAM mode is the one named (``cpu.paged_ram`` or
+        ``cpu.flat_ram``); for the stack (``stack``), SS's B bit is set as well."""
+        w = "w" if kind != "rd" else "r"
+        mode = "paged" if paged else "flat"
+        expr = (f"cpu.{mode}_ram and _base[{s}] == 0 and _{w}lo[{s}] == 0 and "
+                f"_{w}hi[{s}] == 0xFFFFFFFF")
+        if stack:
+            expr += f" and cpu.attr[{SS}] & {_A_DB:#x} != 0"
+        return self._name(f"_{mode[0]}{w}{s}{'s' if stack else ''}", expr, False)
+
     def load(self) -> str:
         """The statement that reads them all (empty if none is used)."""
         return "; ".join(f"{n} = {e}" for n, e in sorted(self.names.items()))
@@ -130,6 +142,59 @@ def ram_access(kind: str, bits: int, lin: str, value: str | None, n: int,
     call = _slow_path(call, before_slow, mark)
     return (f"({_in_place(kind, bits, a, value)} if {test} else "
             f"{_in_place(kind, bits, f'({p} | ({a} & 0xFFF))', value)} if {ptest} else {call})")
+
+
+def _flat_paths(kind: str, bits: int, off: str, t: str, value: str | None, n: int,
+                segs: SegmentLocals, seg, stack: bool = False) -> tuple[str, str]:
+    """The in-place accesses for a flat segment (``SegmentLocals.flat``), tried before
+    anything else: the offset is the linear address, and an offset the limits would refuse
+    (past 0xFFFFFFFF - size + 1) also leaves its page, which these test anyway.  ``off`` is the
+    offset's expression, ``t`` the name it is kept in (``off`` may assign it).  Returns the
+    (paging off, paging on) pairs of (test, access)."""
+    p = f"_p{n}"
+    flags = "_wslow" if kind == "wr" else "_rslow"
+    last = f" and {t} & 0xFFF {_LAST[bits]}" if _LAST[bits] else ""
+    fmap = "rmap" if kind == "rd" else "wmap"
+    flat = (f"{segs.flat(kind, seg, False, stack)} and not {flags}[{off} >> 12]{last}",
+            _in_place(kind, bits, t, value))
+    paged = (f"{segs.flat(kind, seg, True, stack)} and "
+             f"({p} := _mmu.{fmap}.get({off} >> 12)) is not None{last} and "
+             f"not {flags}[{p} >> 12]", _in_place(kind, bits, f"({p} | ({t} & 0xFFF))", value))
+    return flat, paged
+
+
+def in_range(expr: str) -> bool:
+    """Whether offset expression ``expr`` is surely in 0 .. 0xFFFFFFFF: a register local, a
+    literal, or a whole expression masked to 16 or 32 bits (so a flat segment's fast path may
+    index the page flags with it, unchecked)."""
+    expr = expr.strip()
+    if re.fullmatch(r"r[0-7]|\d+|0x[0-9a-fA-F]{1,8}", expr):
+        return True
+    m = re.fullmatch(r"(.*) & (0xFFFF|0xFFFFFFFF|0xffff|0xffffffff)", expr, re.S)
+    if m is None:
+        return False
+    inner = m.group(1).strip()
+    if re.fullmatch(r"r[0-7]", inner):
+        return True
+    if not inner.startswith("("):
+        return False
+    depth = 0
+    for i, ch in enumerate(inner):
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth == 0:
+            return i == len(inner) - 1          # the parenthesis closes at the very end
+    return False
+
+
+_EA_LINE = re.compile(r"^\s*ea = (.*)$", re.M)
+
+
+def _offset_in_range(body: str, ea: str) -> bool:
+    if ea.strip() == "ea":
+        lines = _EA_LINE.findall(body)
+        return len(lines) == 1 and in_range(lines[0])
+    return in_range(ea)
 
 
 def _args(text: str, start: int) -> tuple[list[str], int] | None:
@@ -187,20 +252,23 @@ def inline_accesses(body: str, counter: list, segs: SegmentLocals, live: bool = 
             continue
         seg, ea = args[0], args[1]
         counter[0] += 1
-        t = f"_o{counter[0]}"
+        n = counter[0]
+        t = f"_o{n}"
         span = bits // 8 - 1
         lin = f"({segs.base(seg, live)} + {t}) & 0xFFFFFFFF"
         hi = segs.high(kind, seg, span, live)
         cond = f"{segs.low(kind, seg, live)} <= ({t} := ({ea})) <= {hi}"
-        if kind == "wr":
-            fast = ram_access(kind, bits, lin, args[2], counter[0], segs, live, before_slow, mark)
-            slow = f"{kind}{bits}({seg}, {t}, {args[2]})"
-        else:
-            fast = ram_access(kind, bits, lin, None, counter[0], segs, live, before_slow, mark)
-            slow = f"{kind}{bits}({seg}, {t})"
+        value = args[2] if kind == "wr" else None
+        fast = ram_access(kind, bits, lin, value, n, segs, live, before_slow, mark)
+        slow = f"{kind}{bits}({seg}, {t}, {value})" if kind == "wr" else f"{kind}{bits}({seg}, {t})"
         slow = _slow_path(slow, before_slow, mark)
         out.append(body[pos:m.start()])
-        out.append(f"({fast} if {cond} else {slow})")
+        access = f"({fast} if {cond} else {slow})"
+        if not live and _offset_in_range(body, ea):
+            (ft, fa), (pt, pa) = _flat_paths(kind, bits, f"({t} := {ea})", t, value, n, segs,
+                                             seg)
+            access = f"({fa} if {ft} else {pa} if {pt} else {access})"
+        out.append(access)
         pos = end
         changed = True
     return "".join(out), changed
@@ -221,11 +289,20 @@ def _stack_line(indent: str, target: str | None, helper: str, arg: str, mask: st
     i = indent
     big, wrap = segs.ss_big(), segs.ss_mask()
     base = segs.base(SS)
+    sp = f"_sp{n}"
+
+    def flat(kind, bits, value, then):
+        # a flat 32-bit stack first (``_flat_paths``): ESP is the linear address
+        (ft, fa), (pt, pa) = _flat_paths(kind, bits, sp, sp, value, n, segs, SS, stack=True)
+        put = f"{i}    " if kind == "wr" else f"{i}    _v{n} = "
+        return [f"{i}if {ft}:", put + fa, *then, f"{i}elif {pt}:", put + pa, *then]
+
     if helper.startswith("push") and target is None and mask is None:
         size = int(helper[4:]) // 8
         return [f"{i}_v{n} = {arg}",
                 f"{i}_sp{n} = (r4 - {size}) & {wrap}",
-                f"{i}if {segs.low('wr', SS)} <= _sp{n} <= {segs.high('wr', SS, size - 1)}:",
+                *flat("wr", size * 8, f"_v{n}", [f"{i}    r4 = _sp{n}"]),
+                f"{i}elif {segs.low('wr', SS)} <= _sp{n} <= {segs.high('wr', SS, size - 1)}:",
                 f"{i}    " + ram_access("wr", size * 8, f"({base} + _sp{n}) & 0xFFFFFFFF",
                                         f"_v{n}", n, segs),
                 f"{i}    r4 = _sp{n} if {big} else (r4 & 0xFFFF0000) | _sp{n}",
@@ -234,7 +311,8 @@ def _stack_line(indent: str, target: str | None, helper: str, arg: str, mask: st
     if helper.startswith("pop") and target is not None and not arg.strip():
         size = int(helper[3:]) // 8
         out = [f"{i}_sp{n} = r4 & {wrap}",
-               f"{i}if {segs.low('rd', SS)} <= _sp{n} <= {segs.high('rd', SS, size - 1)}:",
+               *flat("rd", size * 8, None, [f"{i}    r4 = (_sp{n} + {size}) & 0xFFFFFFFF"]),
+               f"{i}elif {segs.low('rd', SS)} <= _sp{n} <= {segs.high('rd', SS, size - 1)}:",
                f"{i}    _v{n} = " + ram_access("rd", size * 8,
                                              f"({base} + _sp{n}) & 0xFFFFFFFF", None, n, segs),
                f"{i}    r4 = (_sp{n} + {size}) & 0xFFFFFFFF if {big} else "
@@ -249,7 +327,8 @@ def _stack_line(indent: str, target: str | None, helper: str, arg: str, mask: st
             return None
         size = int(parts[1]) // 8
         return [f"{i}_sp{n} = (r4 + {parts[0]}) & {wrap}",
-                f"{i}if {segs.low('rd', SS)} <= _sp{n} <= {segs.high('rd', SS, size - 1)}:",
+                *flat("rd", size * 8, None, []),
+                f"{i}elif {segs.low('rd', SS)} <= _sp{n} <= {segs.high('rd', SS, size - 1)}:",
                 f"{i}    _v{n} = " + ram_access("rd", size * 8,
                                               f"({base} + _sp{n}) & 0xFFFFFFFF", None, n, segs),
                 f"{i}else:",
