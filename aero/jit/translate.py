@@ -114,6 +114,8 @@ _FLAGLESS_CALLS = frozenset(("int", "len", "min", "max", "abs", "bool", "sext_to
 _LF_LAST = re.compile(r"\ncpu\.lf = (?:_lf\d+ = )?\([^\n]*\)\s*$")
 # the kind of a lazy-flags store that is an instruction's last statement
 _LF_KIND = re.compile(r"\ncpu\.lf = \((\d+), [^\n]*\)\s*$")
+# an INC/DEC's store whose carry source is a local (forwarded from the instruction before it)
+_LF_INCDEC = re.compile(r"\ncpu\.lf = \(\d+, \w+, (_lf\d+), \w+\)\s*$")
 
 
 def _clean(body: str) -> bool:
@@ -151,10 +153,16 @@ def forward_cf(bodies: list[str], counter: list) -> list[str]:
         m = _LF_KIND.search("\n" + out[i - 1])
         if m is None:
             continue
-        name = f"_lf{counter[0]}"
-        counter[0] += 1
         kind = int(m.group(1))
         prev = "\n" + out[i - 1]
+        if kind >= flags.INC_K:
+            # an INC/DEC before: its own carry source, when that is already a local, directly
+            src = _LF_INCDEC.search(prev)
+            if src is not None:
+                out[i] = out[i].replace(_CF_SOURCE, src.group(1))
+                continue
+        name = f"_lf{counter[0]}"
+        counter[0] += 1
         at = m.start() + len("\ncpu.lf = ")
         out[i - 1] = (prev[:at] + f"{name} = " + prev[at:])[1:]
         out[i] = out[i].replace(_CF_SOURCE, f"{name}[2]" if kind >= flags.INC_K else name)
@@ -296,6 +304,108 @@ def fold_count(body: str) -> str:
     return _COUNT.sub(sub, body)
 
 
+_TEMPS = ("a", "b", "r", "ea")           # the templates' temporaries (per instruction)
+_SIMPLE = re.compile(r"^(R\[\d\]|\w+) = (?!=)(.+)$")
+_ATOM = re.compile(r"^(?:R\[\d\]|\w+|0x[0-9a-fA-F]+)$")
+_NAMES = re.compile(r"R\[\d\]|(?<![\w.])[A-Za-z_]\w*")
+
+
+def _tok(name: str) -> re.Pattern:
+    return re.compile(rf"(?<![\w.]){name}(?!\w)")
+
+
+def _dead_after(name: str, later: list[str]) -> bool:
+    """Whether temporary ``name`` is assigned before anything reads it in ``later`` (the rest
+    of the block; the next block starts with fresh temporaries)."""
+    tok = _tok(name)
+    for body in later:
+        for line in body.split("\n"):
+            if tok.search(line) is None:
+                continue
+            m = _SIMPLE.match(line)
+            return m is not None and m.group(1) == name and tok.search(m.group(2)) is None
+    return True
+
+
+def _impure(expr: str) -> bool:
+    return any(c not in _PURE for c in _calls(expr))
+
+
+def _statement(line: str):
+    """(target, expression) of a plain assignment, (None, call) of a call statement, else
+    None."""
+    m = _SIMPLE.match(line)
+    if m is not None:
+        return m.group(1), m.group(2)
+    if re.match(r"^\w+\(.*\)$", line):
+        return None, line
+    return None
+
+
+def propagate_copies(bodies: list[str], keep: set[int]) -> list[str]:
+    """Each instruction's temporaries (``a``, ``b``, ``r``, ``ea``) substituted into the
+    statement that uses them, where that is exact: the body is plain assignments and calls, the
+    temporary is used once (or is a copy of a name or a number), nothing between changes what
+    its value reads, and nothing later in the block reads it (a specialised branch's ``r``, a
+    forwarded carry's tuple).  ``keep``: instructions whose temporaries the lazy flags left in
+    locals describe.  ``a = r0; b = r3; r = (a + b) & M; r0 = r`` becomes
+    ``r0 = (r0 + r3) & M``."""
+    out = list(bodies)
+    for i, body in enumerate(out):
+        if i in keep:
+            continue
+        st = [_statement(ln) for ln in body.split("\n") if ln.strip()]
+        if not st or not all(st):
+            continue
+        changed = True
+        while changed:
+            changed = False
+            for k, (name, expr) in enumerate(st):
+                if name not in _TEMPS or not _dead_after(name, out[i + 1:]):
+                    continue
+                tok = _tok(name)
+                if tok.search(expr) or any(t == name for t, _ in st[k + 1:]):
+                    continue
+                uses = [j for j in range(k + 1, len(st)) if tok.search(st[j][1])]
+                if len(uses) > 1 and not _ATOM.match(expr):
+                    continue
+                reads = set(_NAMES.findall(expr))
+                end = uses[-1] if uses else k
+                if any(st[j][0] in reads for j in range(k + 1, end)):
+                    continue
+                # a helper called before the use might change what it reads (cpu.R, the CPU)
+                if ("R[" in expr or "cpu" in expr) and any(
+                        c not in _PURE and c not in _ACCESSES
+                        for j in range(k + 1, end + 1) for c in _calls(st[j][1])):
+                    continue
+                # a call that reads memory or may fault stays in order with every other such
+                # call and with every store to something that is not a temporary
+                if _impure(expr) and uses and (
+                        _impure(st[end][1]) or any(st[j][0] not in _TEMPS or _impure(st[j][1])
+                                                   for j in range(k + 1, end))):
+                    continue
+                sub = expr if _ATOM.match(expr) else f"({expr})"
+                st = st[:k] + [(t, tok.sub(lambda _: sub, e) if j in uses else e)
+                               for j, (t, e) in enumerate(st[k + 1:], k + 1)]
+                changed = True
+                break
+        out[i] = "\n".join(e if t is None else f"{t} = {e}" for t, e in st) if st else "pass"
+    return out
+
+
+def _calls_only_memory(body: str) -> bool:
+    """Whether the only calls out are memory accesses (their slow paths can say they ran)."""
+    return all(c in _PURE or c in _ACCESSES for c in _calls(body))
+
+
+def _before_slow(lazy: str | None, eip) -> str | None:
+    """What a slow memory path does before it calls out: puts the lazy flags left in locals
+    (``lazy``) and the block's EIP (unless ``eip`` is False) where the interpreter has them."""
+    if eip is False:
+        return lazy and f"_setlf(cpu, {lazy})"
+    return f"_seteip(cpu, {eip:#x}, {lazy})" if lazy else f"_seteip(cpu, {eip:#x})"
+
+
 def hook_prefix(ins, at, literal) -> str:
     """The exec points (``aero.cpu.hookpoints``) that fire before ``ins``, as the interpreter's
     ``hooked`` closure runs them: EIP set to the instruction, each point's ``fire`` called.  The
@@ -377,24 +487,33 @@ def translate(blocks, code32: bool, entry_eip: int) -> Translation:
         dead = dead_flag_stores([body for _, _, body in out])
         dropped, pending = deferred_flag_stores([body for _, _, body in out], dead)
         dead |= dropped
+        bodies = []
+        for i, (ins, name, body) in enumerate(out):
+            if i and name in ("JCC", "JCC.4", "JCC.5"):
+                body = specialise_branch(out[i - 1][2], body)
+            if i in dead:
+                body = _drop_flag_store(body)
+            bodies.append(body)
+        bodies = propagate_copies(bodies, dropped)
         jumps = isinstance(blk, JumpBlock)      # its last instruction sets EIP itself
         emit(f"{'if' if bi == 0 else 'elif'} pc == {blk.eips[0]:#x}:", " " * 12)
         emit(f"if done + {n} > limit:")
         emit("    break")
-        if any(may_exit(body) for _, _, body in out):
-            # as in the interpreter, EIP is the block's start while it runs (helpers may read it)
+        # as in the interpreter, EIP is the block's start while it runs (helpers may read it):
+        # stored when the block starts, or, when only memory accesses may call out, by their
+        # slow paths before they do
+        slow_eip = False
+        if any(may_exit(b) and not _calls_only_memory(b) for b in bodies):
             emit(f"cpu.eip = {blk.eips[0]:#x}")
-        for i, (ins, name, body) in enumerate(out):
+        elif any(may_exit(b) for b in bodies):
+            slow_eip = True
+        for i, ((ins, name, _), body) in enumerate(zip(out, bodies)):
             last = i == n - 1
             t.lines.append(len(body_lines))
             t.where.append((bi, i))
             lazy = pending.get(i)
             t.lazy.append(lazy)
             emit(f"# {bi}.{i} {ins.eip:#x} {name}")
-            if i and name in ("JCC", "JCC.4", "JCC.5"):
-                body = specialise_branch(out[i - 1][2], body)
-            if i in dead:
-                body = _drop_flag_store(body)
             op = opaque(body)
             st = not op and stacky(body)
             if direct:
@@ -427,7 +546,8 @@ def translate(blocks, code32: bool, entry_eip: int) -> Translation:
             marked = not op and not st and all(c in _PURE or c in _ACCESSES
                                                for c in _calls(body))
             body, inlined = inline_accesses(body, temps, segs, live=op,
-                                            before_slow=lazy and f"_setlf(cpu, {lazy})",
+                                            before_slow=_before_slow(
+                                                lazy, slow_eip and blk.eips[0]),
                                             mark=marked)
             uses_segments |= inlined
             for ln in body.splitlines():

@@ -35,13 +35,22 @@ def _setlf(cpu, lf) -> None:
     cpu.lf = lf
 
 
+def _seteip(cpu, eip, *lf) -> None:
+    """The block's EIP (and lazy flags left in locals), put where the interpreter has them
+    before a slow path calls out, in a block that stores neither itself."""
+    cpu.eip = eip
+    if lf:
+        cpu.lf = lf[0]
+
+
 def _globals() -> dict:
     """What translations see: the templates' namespace, and the bus's struct formats for RAM
     accessed in place (``aero.jit.memory.RAM_BINDINGS``)."""
     global _GLOBALS
     if _GLOBALS is None:
         _GLOBALS = {**codegen.namespace(), "_S16": struct.Struct("<H"),
-                    "_S32": struct.Struct("<I"), "_setlf": _setlf}
+                    "_S32": struct.Struct("<I"), "_setlf": _setlf,
+                    "_seteip": _seteip}
     return _GLOBALS
 
 

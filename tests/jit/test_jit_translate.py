@@ -173,10 +173,37 @@ def test_flags_left_in_locals_reach_a_watch_callback():
             got = seen[jit] = []
 
             def watch(mm, acc, got=got):
-                got.append(mm.cpu.get_flags() & 0x8D5)
+                got.append((mm.cpu.get_flags() & 0x8D5, mm.cpu.eip))
                 return stop
             m.hooks.mem_write(watch, 0x3F0000, 0x3F0004)
             while m.run_until(icount=1000).status == "hook":
                 got.append((cpu.icount, cpu.get_flags() & 0x8D5))
             assert sum(u.execs for u in cpu.cache.jit.units) if jit == "on" else True
         assert seen["off"] == seen["on"] and len(set(seen["off"])) == len(seen["off"]), seen
+
+
+def test_a_watch_callback_sees_the_blocks_eip():
+    """A block whose only calls out are memory accesses stores EIP (the block's start, as the
+    interpreter has it) in the slow path, before a watch callback runs, not when it starts:
+    here the second block of a translated loop (entered from the first inside the unit)."""
+    from aero.config import MachineConfig
+    from aero.cpu.presets import set_flat32
+    from aero.machine import Machine
+    code = (b"\xb9\x05\x00\x00\x00"       # mov ecx, 5
+            b"\x83\xc0\x01\xeb\x00"         # L: add eax, 1; jmp M
+            b"\x8b\x1e\x89\x07\x49\x75\xf4"  # M: mov ebx, [esi]; mov [edi], eax; dec ecx; jnz L
+            b"\xf4")
+    seen = {}
+    for jit in ("off", "on"):
+        m = Machine(MachineConfig(bios=None, memory=4, jit=jit, jit_threshold=0))
+        cpu = set_flat32(m.cpu)
+        cpu.bus.load(0x1000, code)
+        cpu.R[6], cpu.R[7] = 0x3000, 0x3800
+        cpu.eip = 0x1000
+        got = seen[jit] = []
+        m.hooks.mem_read(lambda mm, acc: got.append(("r", mm.cpu.eip, mm.cpu.now())), 0x3000, 0x3004)
+        m.hooks.mem_write(lambda mm, acc: got.append(("w", mm.cpu.eip, mm.cpu.now())), 0x3800, 0x3804)
+        assert m.run_until(icount=1000).status == "halted"
+        assert sum(u.execs for u in cpu.cache.jit.units) if jit == "on" else True
+    assert seen["off"] == seen["on"] and len(seen["off"]) == 10, seen
+    assert {e for _, e, _ in seen["off"]} == {0x100A}, seen
