@@ -111,6 +111,32 @@ def _branch_kernel(n):
     return code, count + 1, {0: eax & M32, 3: ebx & M32}
 
 
+def _branch_random_kernel(n):
+    # branches on a bit of a linear congruential sequence: taken or not at random
+    code = (
+        b"\xb9" + _d(n) +            # mov ecx, n
+        b"\x31\xc0"                  # xor eax, eax
+        b"\xbb" + _d(0x2545F491) +   # mov ebx, seed
+        # loop:
+        b"\x69\xdb" + _d(1103515245) +   # imul ebx, ebx, 1103515245
+        b"\x81\xc3" + _d(12345) +   # add ebx, 12345
+        b"\xf7\xc3" + _d(0x10000) + # test ebx, 0x10000
+        b"\x74\x01"                  # jz skip
+        b"\x40"                      # inc eax
+        # skip:
+        b"\x49"                      # dec ecx
+        b"\x75\xe8"                  # jnz loop
+        b"\xf4")
+    eax, ebx, count = 0, 0x2545F491, 3
+    for _ in range(n):
+        ebx = (ebx * 1103515245 + 12345) & M32
+        count += 6
+        if ebx & 0x10000:
+            eax += 1
+            count += 1
+    return code, count + 1, {0: eax, 3: ebx, 1: 0}
+
+
 def _mem_kernel(n):
     # sums a 64-dword table into a running total and writes prefix sums back
     code = (
@@ -138,6 +164,34 @@ def _mem_kernel(n):
             eax = (eax + v) & M32
     data = b"".join(_d(v) for v in table)
     return code, 2 + n * (3 + 16 * 7 + 2) + 1, {0: eax}, data
+
+
+def _mem_strided_kernel(n):
+    # reads 16 dwords a page and 4 bytes apart, each into a running sum, and stores the sum
+    # 8 bytes after each: every access on another page
+    code = (
+        b"\xb9" + _d(n) +            # mov ecx, n
+        b"\x31\xc0"                  # xor eax, eax
+        # outer:
+        b"\xbe" + _d(DATA) +         # mov esi, DATA
+        b"\xba" + _d(16) +           # mov edx, 16
+        # inner:
+        b"\x8b\x1e"                  # mov ebx, [esi]
+        b"\x01\xd8"                  # add eax, ebx
+        b"\x89\x46\x08"              # mov [esi+8], eax
+        b"\x81\xc6" + _d(0x1004) +  # add esi, 0x1004
+        b"\x4a"                      # dec edx
+        b"\x75\xf0"                  # jnz inner
+        b"\x49"                      # dec ecx
+        b"\x75\xe3"                  # jnz outer
+        b"\xf4")
+    data = bytes((i * 7 + 3) & 0xFF for i in range(16 * 0x1004))
+    table = [struct.unpack_from("<I", data, k * 0x1004)[0] for k in range(16)]
+    eax = 0
+    for _ in range(n):
+        for v in table:
+            eax = (eax + v) & M32
+    return code, 2 + n * (2 + 16 * 6 + 2) + 1, {0: eax, 6: DATA + 16 * 0x1004}, data
 
 
 def _call_kernel(n):
@@ -200,7 +254,9 @@ def _x87_kernel(n):
 KERNELS = {
     "alu": (_alu_kernel, 20000),
     "branch": (_branch_kernel, 20000),
+    "branch-random": (_branch_random_kernel, 20000),
     "memory": (_mem_kernel, 1000),
+    "memory-strided": (_mem_strided_kernel, 1000),
     "call": (_call_kernel, 20000),
     "rep-movs": (_rep_kernel, 400),
     "x87": (_x87_kernel, 2000),
