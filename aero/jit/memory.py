@@ -12,7 +12,8 @@ Translated code does the same in one Python call less per access:
                       else rd32(S, _o))
 
 The check is the same comparison; an offset outside the limits takes the method, which raises
-the fault exactly as the interpreter does.  The segment's base and limits are locals of the
+the fault exactly as the interpreter does.  A flat segment (base 0, every offset allowed) goes
+first by a shorter way: the offset is the linear address (``_flat_paths``, ``SegmentLocals.flat``).  The segment's base and limits are locals of the
 unit's ``run`` (``SegmentLocals``), read from the CPU's lists when it starts and again after
 every opaque instruction: a segment changes only in a helper (a segment load, a far transfer,
 a task switch), and an instruction that calls one keeps reading the lists themselves.  So do
@@ -66,13 +67,13 @@ class SegmentLocals:
         """The segment's limit (``cpu.limit``; CS's is what near transfers check)."""
         return self._name(f"_lim{s}", f"cpu.limit[{s}]", False)
 
-    def ss_big(self) -> str:
+    def ss_big(self, live=False) -> str:
         """SS's B bit: the stack's address size (32-bit if set)."""
-        return self._name("_ssb", f"cpu.attr[{SS}] & {_A_DB:#x}", False)
+        return self._name("_ssb", f"cpu.attr[{SS}] & {_A_DB:#x}", live)
 
-    def ss_mask(self) -> str:
+    def ss_mask(self, live=False) -> str:
         return self._name("_ssm", f"(0xFFFFFFFF if cpu.attr[{SS}] & {_A_DB:#x} else 0xFFFF)",
-                          False)
+                          live)
 
     def mode(self, which: str, live=False) -> str:
         return self._name(f"_{which}", f"cpu.{which}_ram", live)
@@ -168,6 +169,8 @@ def in_range(expr: str) -> bool:
     literal, or a whole expression masked to 16 or 32 bits (so a flat segment's fast path may
     index the page flags with it, unchecked)."""
     expr = expr.strip()
+    while expr.startswith("(") and _closes_at_end(expr):
+        expr = expr[1:-1].strip()
     if re.fullmatch(r"r[0-7]|\d+|0x[0-9a-fA-F]{1,8}", expr):
         return True
     m = re.fullmatch(r"(.*) & (0xFFFF|0xFFFFFFFF|0xffff|0xffffffff)", expr, re.S)
@@ -176,14 +179,17 @@ def in_range(expr: str) -> bool:
     inner = m.group(1).strip()
     if re.fullmatch(r"r[0-7]", inner):
         return True
-    if not inner.startswith("("):
-        return False
+    return inner.startswith("(") and _closes_at_end(inner)
+
+
+def _closes_at_end(expr: str) -> bool:
+    """Whether the parenthesis ``expr`` opens with closes at its very end."""
     depth = 0
-    for i, ch in enumerate(inner):
+    for i, ch in enumerate(expr):
         depth += ch == "("
         depth -= ch == ")"
         if depth == 0:
-            return i == len(inner) - 1          # the parenthesis closes at the very end
+            return i == len(expr) - 1
     return False
 
 
@@ -277,7 +283,9 @@ def inline_accesses(body: str, counter: list, segs: SegmentLocals, live: bool = 
 # ---- the stack -------------------------------------------------------------------------------
 # PUSH/POP/CALL/RET's helpers (cpu.push16/32, pop16/32, stack_read, stack_add) inline as well,
 # on ESP kept in its local r4: the same address size from SS's B bit, the same limit check, the
-# MMU function; a check that fails calls the helper (with ESP written back), which faults.
+# MMU function; a check that fails calls the helper (with ESP written back), which faults.  With
+# the segment values read live (a unit with exec points on most instructions keeps the registers
+# in cpu.R), the translation puts ``R[4]`` for ``r4`` and there is no flat-stack path.
 SS = 2
 _A_DB = 0x4000
 _LINE = re.compile(r"^(\s*)(?:(\w+) = )?cpu\.(push16|push32|pop16|pop32|stack_read|stack_add)"
@@ -285,14 +293,17 @@ _LINE = re.compile(r"^(\s*)(?:(\w+) = )?cpu\.(push16|push32|pop16|pop32|stack_re
 
 
 def _stack_line(indent: str, target: str | None, helper: str, arg: str, mask: str | None,
-                n: int, segs: SegmentLocals) -> list[str] | None:
+                n: int, segs: SegmentLocals, live: bool = False) -> list[str] | None:
     i = indent
-    big, wrap = segs.ss_big(), segs.ss_mask()
-    base = segs.base(SS)
+    big, wrap = segs.ss_big(live), segs.ss_mask(live)
+    base = segs.base(SS, live)
     sp = f"_sp{n}"
 
     def flat(kind, bits, value, then):
-        # a flat 32-bit stack first (``_flat_paths``): ESP is the linear address
+        # a flat 32-bit stack first (``_flat_paths``): ESP is the linear address (not with the
+        # segment read live: the guard would cost more than the path saves)
+        if live:
+            return [f"{i}if False:", f"{i}    pass"]
         (ft, fa), (pt, pa) = _flat_paths(kind, bits, sp, sp, value, n, segs, SS, stack=True)
         put = f"{i}    " if kind == "wr" else f"{i}    _v{n} = "
         return [f"{i}if {ft}:", put + fa, *then, f"{i}elif {pt}:", put + pa, *then]
@@ -302,9 +313,10 @@ def _stack_line(indent: str, target: str | None, helper: str, arg: str, mask: st
         return [f"{i}_v{n} = {arg}",
                 f"{i}_sp{n} = (r4 - {size}) & {wrap}",
                 *flat("wr", size * 8, f"_v{n}", [f"{i}    r4 = _sp{n}"]),
-                f"{i}elif {segs.low('wr', SS)} <= _sp{n} <= {segs.high('wr', SS, size - 1)}:",
+                f"{i}elif {segs.low('wr', SS, live)} <= _sp{n} <= "
+                f"{segs.high('wr', SS, size - 1, live)}:",
                 f"{i}    " + ram_access("wr", size * 8, f"({base} + _sp{n}) & 0xFFFFFFFF",
-                                        f"_v{n}", n, segs),
+                                        f"_v{n}", n, segs, live),
                 f"{i}    r4 = _sp{n} if {big} else (r4 & 0xFFFF0000) | _sp{n}",
                 f"{i}else:",
                 f"{i}    R[4] = r4; cpu.{helper}(_v{n}); r4 = R[4]"]
@@ -312,9 +324,11 @@ def _stack_line(indent: str, target: str | None, helper: str, arg: str, mask: st
         size = int(helper[3:]) // 8
         out = [f"{i}_sp{n} = r4 & {wrap}",
                *flat("rd", size * 8, None, [f"{i}    r4 = (_sp{n} + {size}) & 0xFFFFFFFF"]),
-               f"{i}elif {segs.low('rd', SS)} <= _sp{n} <= {segs.high('rd', SS, size - 1)}:",
+               f"{i}elif {segs.low('rd', SS, live)} <= _sp{n} <= "
+               f"{segs.high('rd', SS, size - 1, live)}:",
                f"{i}    _v{n} = " + ram_access("rd", size * 8,
-                                             f"({base} + _sp{n}) & 0xFFFFFFFF", None, n, segs),
+                                             f"({base} + _sp{n}) & 0xFFFFFFFF", None, n, segs,
+                                             live),
                f"{i}    r4 = (_sp{n} + {size}) & 0xFFFFFFFF if {big} else "
                f"(r4 & 0xFFFF0000) | ((_sp{n} + {size}) & 0xFFFF)",
                f"{i}else:",
@@ -328,9 +342,11 @@ def _stack_line(indent: str, target: str | None, helper: str, arg: str, mask: st
         size = int(parts[1]) // 8
         return [f"{i}_sp{n} = (r4 + {parts[0]}) & {wrap}",
                 *flat("rd", size * 8, None, []),
-                f"{i}elif {segs.low('rd', SS)} <= _sp{n} <= {segs.high('rd', SS, size - 1)}:",
+                f"{i}elif {segs.low('rd', SS, live)} <= _sp{n} <= "
+                f"{segs.high('rd', SS, size - 1, live)}:",
                 f"{i}    _v{n} = " + ram_access("rd", size * 8,
-                                              f"({base} + _sp{n}) & 0xFFFFFFFF", None, n, segs),
+                                              f"({base} + _sp{n}) & 0xFFFFFFFF", None, n, segs,
+                                              live),
                 f"{i}else:",
                 f"{i}    R[4] = r4; _v{n} = cpu.stack_read({arg})",
                 f"{i}{target} = _v{n}{mask or ''}"]
@@ -342,7 +358,8 @@ def _stack_line(indent: str, target: str | None, helper: str, arg: str, mask: st
     return None
 
 
-def inline_stack(body: str, counter: list, segs: SegmentLocals) -> str | None:
+def inline_stack(body: str, counter: list, segs: SegmentLocals,
+                 live: bool = False) -> str | None:
     """``body`` (registers already in locals, ESP in ``r4``) with every stack helper call
     inlined, or None when one of them is in a form this does not rewrite (the caller then
     writes ESP back around the helpers instead)."""
@@ -356,7 +373,7 @@ def inline_stack(body: str, counter: list, segs: SegmentLocals) -> str | None:
             return None
         counter[0] += 1
         lines = _stack_line(m.group(1), m.group(2), m.group(3), m.group(4), m.group(5),
-                            counter[0], segs)
+                            counter[0], segs, live)
         if lines is None or any(h in m.group(4) for h in ("cpu.push", "cpu.pop", "cpu.stack_")):
             return None
         out.extend(lines)

@@ -16,6 +16,8 @@ between them itself:
   could see it (``deferred_flag_stores``); INC/DEC take their carry from the instruction before
   (``forward_cf``), and a branch tests the values the instruction before compared
   (``specialise_branch``);
+* an instruction's temporaries (``a``, ``b``, ``r``, ``ea``) go into the statement that uses
+  them where nothing else reads them (``propagate_copies``): ``r0 = (r0 + r3) & 0xffffffff``;
 * the block's last instruction sets a local ``pc`` instead of ``cpu.eip``; a loop dispatches on it
   to the next block of the region, and returns when it leaves the region;
 * before a block, the budget: if its instructions would go past ``limit``, the function returns
@@ -46,6 +48,9 @@ _REG = re.compile(r"\bR\[(\d)\]")
 _SET_EIP = re.compile(r"^(\s*)cpu\.eip\s*=(?!=)\s*(.*)$", re.M)
 _CALL = re.compile(r"(?<![\w.])([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\s*\(")
 _HOIST = codegen._HOIST
+_LOCAL_REG = re.compile(r"(?<![\w.])r([0-7])(?!\w)")
+# an instruction's exec points (hook_prefix), then its own code
+_PREFIX = re.compile(r"^((?:cpu\.eip = [^\n]*\n)(?:K\d+\(cpu, [^\n]*\)\n)+)(.*)$", re.S)
 # the access methods, and the MMU functions they call (inlined: aero.jit.memory)
 _MEM = frozenset(_HOIST) | frozenset(f"cpu._{k}{n}" for k in "rwm" for n in (8, 16, 32))
 # calls on values only: no device, no code cache, no hook, no register list
@@ -304,7 +309,7 @@ def fold_count(body: str) -> str:
     return _COUNT.sub(sub, body)
 
 
-_TEMPS = ("a", "b", "r", "ea")           # the templates' temporaries (per instruction)
+_TEMPS = ("a", "b", "r", "ea", "o", "p")  # the templates' temporaries (per instruction)
 _SIMPLE = re.compile(r"^(R\[\d\]|\w+) = (?!=)(.+)$")
 _ATOM = re.compile(r"^(?:R\[\d\]|\w+|0x[0-9a-fA-F]+)$")
 _NAMES = re.compile(r"R\[\d\]|(?<![\w.])[A-Za-z_]\w*")
@@ -342,6 +347,21 @@ def _statement(line: str):
     return None
 
 
+def _drop_dead_temps(lines: list[str], later: list[str]) -> str:
+    """A body with statements of other kinds: its top-level assignments to temporaries that
+    nothing reads (later in it or in the block) and whose value calls nothing left out (the
+    overflow bit of an IMUL whose flags are dead)."""
+    keep = []
+    for k, ln in enumerate(lines):
+        st = _statement(ln) if not ln.startswith((" ", "\t")) else None
+        if st and st[0] in _TEMPS and not _impure(st[1]) and \
+                not any(_tok(st[0]).search(x) for x in lines[k + 1:]) and \
+                _dead_after(st[0], later):
+            continue
+        keep.append(ln)
+    return "\n".join(keep) if keep else "pass"
+
+
 def propagate_copies(bodies: list[str], keep: set[int]) -> list[str]:
     """Each instruction's temporaries (``a``, ``b``, ``r``, ``ea``) substituted into the
     statement that uses them, where that is exact: the body is plain assignments and calls, the
@@ -354,8 +374,10 @@ def propagate_copies(bodies: list[str], keep: set[int]) -> list[str]:
     for i, body in enumerate(out):
         if i in keep:
             continue
-        st = [_statement(ln) for ln in body.split("\n") if ln.strip()]
+        lines = [ln for ln in body.split("\n") if ln.strip()]
+        st = [_statement(ln) for ln in lines]
         if not st or not all(st):
+            out[i] = _drop_dead_temps(lines, out[i + 1:])
             continue
         changed = True
         while changed:
@@ -367,7 +389,7 @@ def propagate_copies(bodies: list[str], keep: set[int]) -> list[str]:
                 if tok.search(expr) or any(t == name for t, _ in st[k + 1:]):
                     continue
                 uses = [j for j in range(k + 1, len(st)) if tok.search(st[j][1])]
-                if len(uses) > 1 and not _ATOM.match(expr):
+                if len(uses) > 1 and not _ATOM.match(expr) or not uses and _impure(expr):
                     continue
                 reads = set(_NAMES.findall(expr))
                 end = uses[-1] if uses else k
@@ -503,7 +525,9 @@ def translate(blocks, code32: bool, entry_eip: int) -> Translation:
         # stored when the block starts, or, when only memory accesses may call out, by their
         # slow paths before they do
         slow_eip = False
-        if any(may_exit(b) and not _calls_only_memory(b) for b in bodies):
+        if bodies[0].startswith(f"cpu.eip = {blk.eips[0]:#x}\n"):
+            pass                                 # the first instruction's exec points store it
+        elif any(may_exit(b) and not _calls_only_memory(b) for b in bodies):
             emit(f"cpu.eip = {blk.eips[0]:#x}")
         elif any(may_exit(b) for b in bodies):
             slow_eip = True
@@ -516,9 +540,21 @@ def translate(blocks, code32: bool, entry_eip: int) -> Translation:
             emit(f"# {bi}.{i} {ins.eip:#x} {name}")
             op = opaque(body)
             st = not op and stacky(body)
+            pc_set = False                       # the body sets pc itself
             if direct:
                 t.flushed.append(())             # no register in a local: cpu.R is current
                 st = False
+                pre = _PREFIX.match(body)
+                core = pre.group(2) if pre else body
+                if last and jumps and not opaque(core):
+                    core = _SET_EIP.sub(r"\1pc = \2", core)
+                    body = (pre.group(1) if pre else "") + core
+                    pc_set = True
+                if not opaque(core) and stacky(core) and (inl := inline_stack(
+                        _REG.sub(r"r\1", core), temps, segs, live=True)) is not None:
+                    # the stack helpers inline here too, on ESP in cpu.R, after the hooks
+                    body = (pre.group(1) if pre else "") + _LOCAL_REG.sub(r"R[\1]", inl)
+                    uses_segments = True
             elif op:
                 t.flushed.append(regs)
                 if store:
@@ -556,7 +592,7 @@ def translate(blocks, code32: bool, entry_eip: int) -> Translation:
                 emit(f"{load}; {_SEGLOAD}" if load else _SEGLOAD)
             elif st:
                 emit("r4 = R[4]")
-            if last and jumps and op:
+            if last and jumps and op and not pc_set:
                 emit("pc = cpu.eip")                 # a helper transferred control
             if not last and may_exit(body):
                 leave = (f"done += {i + 1}; pc = {blk.eips[i + 1]:#x}; " +

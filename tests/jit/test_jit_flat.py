@@ -13,10 +13,10 @@ from aero.jit.memory import in_range
 
 def test_only_offsets_surely_in_range_qualify():
     for expr in ("r6", "0x2000", "17", "(r6 + 4) & 0xFFFFFFFF", "(r3 + (r6 << 2) + 0x10) & 0xFFFF",
-                 "r1 & 0xFFFF"):
+                 "r1 & 0xFFFF", "((r6 + 0x8) & 0xFFFFFFFF)", "(r6)"):
         assert in_range(expr), expr
     for expr in ("r6 + 4", "(r6) + (r7) & 0xFFFF", "a | (b) & 0xFFFF", "(r6 + 4)", "-4",
-                 "0x100000000", "ea", "(r1) & 0xFFF"):
+                 "0x100000000", "ea", "(r1) & 0xFFF", "((r6 + 4)"):
         assert not in_range(expr), expr
 
 
@@ -45,7 +45,7 @@ _LOOP = (b"\xb9\x28\x00\x00\x00"      # mov ecx, 40
          b"\xf4")                     # hlt
 
 
-def _run(jit: dict, ds: tuple, ss: tuple, esi: int, esp: int):
+def _run(jit: dict, ds: tuple, ss: tuple, esi: int, esp: int, every: bool = False):
     from aero.config import MachineConfig
     from aero.cpu.presets import set_flat32
     from aero.machine import Machine
@@ -59,9 +59,14 @@ def _run(jit: dict, ds: tuple, ss: tuple, esi: int, esp: int):
     cpu.R[6] = esi
     cpu.R[4] = esp
     cpu.eip = 0x1000
+    seen = []
+    if every:
+        # a callback before every instruction: translated code keeps the registers in cpu.R
+        # and inlines the stack on ESP there
+        m.hooks.exec(lambda mm, a: seen.append((a, mm.cpu.R[4], mm.cpu.now())))
     r = m.run_until(icount=20000)
     ram = hashlib.sha256(bytes(cpu.bus.ram[0x8000:0x20000])).hexdigest()
-    return r.status, tuple(cpu.R), cpu.eip, cpu.get_flags(), cpu.icount, ram
+    return r.status, tuple(cpu.R), cpu.eip, cpu.get_flags(), cpu.icount, ram, seen
 
 
 FLAT = (0, 0xFFFFFFFF, FLAT_DATA)
@@ -85,3 +90,12 @@ def test_translated_accesses_agree_with_the_interpreter(ds, ss, esi, esp):
     want = _run({"jit": "off"}, ds, ss, esi, esp)
     assert _run({"jit_threshold": 0}, ds, ss, esi, esp) == want
     assert _run({"jit_threshold": 2}, ds, ss, esi, esp) == want
+
+
+@pytest.mark.parametrize("ss, esp", [(FLAT, 0x18000), ((0, 0xFFFFFFFF, B16), 0x1234FFB0),
+                                     ((0, 0x18050, FLAT_DATA), 0x18000)],
+                         ids=["flat", "ss-16bit", "ss-limit"])
+def test_with_a_callback_on_every_instruction(ss, esp):
+    want = _run({"jit": "off"}, FLAT, ss, 0x9000, esp, every=True)
+    assert len(want[-1]) > 300
+    assert _run({"jit_threshold": 0}, FLAT, ss, 0x9000, esp, every=True) == want

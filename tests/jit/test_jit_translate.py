@@ -207,3 +207,27 @@ def test_a_watch_callback_sees_the_blocks_eip():
         assert sum(u.execs for u in cpu.cache.jit.units) if jit == "on" else True
     assert seen["off"] == seen["on"] and len(seen["off"]) == 10, seen
     assert {e for _, e, _ in seen["off"]} == {0x100A}, seen
+
+
+def test_temporaries_substituted_only_where_exact():
+    from aero.jit.translate import propagate_copies
+    add = "a = R[0]\nb = R[3]\nr = (a + b) & 0xffffffff\nR[0] = r"
+    assert propagate_copies([add], set()) == ["R[0] = ((R[0] + R[3]) & 0xffffffff)"]
+    # a later specialised branch reads r: r stays
+    assert propagate_copies([add, "pc = 1 if r == 0 else 2"], set())[0] == \
+        "r = (R[0] + R[3]) & 0xffffffff\nR[0] = r"
+    # flags left in locals describe them: all stay
+    assert propagate_copies([add], {0}) == [add]
+    # a memory read stays before the write that follows it (XCHG), and is never dropped
+    xchg = ("ea = (R[7] + 0x12) & 0xFFFFFFFF\na = rmw8(3, ea)\nb = ((R[3] >> 8) & 0xFF)\n"
+            "wr8(3, ea, b)\nR[3] = (R[3] & 0xFFFF00FF) | ((a) << 8)")
+    assert "a = rmw8(3, ea)\n" in propagate_copies([xchg], set())[0]
+    assert propagate_copies(["a = rd32(3, R[6])\nR[0] = 5"], set()) == \
+        ["a = rd32(3, R[6])\nR[0] = 5"]
+    # a helper between may change cpu.R: a copy of R[4] is not moved past it
+    assert propagate_copies(["a = R[4]\nhelper(cpu)\nR[0] = a"], set()) == \
+        ["a = R[4]\nhelper(cpu)\nR[0] = a"]
+    # an IMUL whose flags are dead: its overflow bit is not computed
+    imul = "a = R[3]\nif a & 0x80000000:\n    a -= 1\np = a * 3\nr = p & 0xffffffff\nR[3] = r\no = 0 if p < 9 else 1"
+    assert "o = " not in propagate_copies([imul], set())[0]
+    assert "o = " in propagate_copies([imul, "x = o"], set())[0]
