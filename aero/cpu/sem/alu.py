@@ -203,15 +203,13 @@ alu_mul(cpu, v, $BITS, True)
 
 # Two- and three-operand IMUL, inline, with lazy flags (flags.py): CF = OF = the product does not
 # fit, SF/ZF/PF of the result, AF 0.
+# the low half is the same whatever the signs; OF/CF say whether the signed product (the
+# operands sign-extended: (x ^ SIGN) - SIGN) leaves the destination's range.  Written so that a
+# translation whose flags are dead keeps a single multiplication (aero.jit.translate).
 _IMUL_N = """
-if a & $SIGN:
-    a -= $SIGN << 1
-if b & $SIGN:
-    b -= $SIGN << 1
-p = a * b
-r = p & $MASK
+r = (a * b) & $MASK
 $A = r
-o = 0 if -$SIGN <= p < $SIGN else 1
+o = 0 if -$SIGN <= ((a ^ $SIGN) - $SIGN) * ((b ^ $SIGN) - $SIGN) < $SIGN else 1
 cpu.lf = (%MUL, 0, o, r)
 """
 
