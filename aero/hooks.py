@@ -97,15 +97,21 @@ AFTER = "after"        # an exec callback's result: stop right after the instruc
 class Hook:
     """A handle on an installed hook."""
 
-    __slots__ = ("hooks", "kind", "fn", "where", "hits", "_parts")
+    __slots__ = ("hooks", "kind", "fn", "where", "_hits", "_counted", "_parts")
 
     def __init__(self, hooks, kind, fn, where):
         self.hooks = hooks
         self.kind = kind
         self.fn = fn
         self.where = where          # what it watches, for display
-        self.hits = 0               # times the callback was called
+        self._hits = 0
+        self._counted = None        # an exec hook's count, kept in its fire function's closure
         self._parts = ()
+
+    @property
+    def hits(self) -> int:
+        """Times the callback was called."""
+        return self._hits + (self._counted() if self._counted is not None else 0)
 
     @property
     def installed(self) -> bool:
@@ -139,7 +145,7 @@ class Hooks:
         """Call a hook's callback; True if the machine must stop (it said so, or raised)."""
         if self.muted and hook not in self.unmuted:
             return False
-        hook.hits += 1
+        hook._hits += 1
         try:
             return bool(hook.fn(self.machine, info))
         except Exception as e:              # carried out of run_until at the stop
@@ -200,11 +206,15 @@ class Hooks:
             hooks.error = hooks.error or e
             stop(cpu, True)
 
+        # the count is a closure variable (a callback before every instruction pays less for
+        # it than for an attribute of the hook): Hook.hits reads it
+        n = 0
         if physical:
             def fire(cpu, lin, phys):
+                nonlocal n
                 if cpu.hook_skip or hooks.muted and hook not in hooks.unmuted:
                     return
-                hook.hits += 1
+                n += 1
                 try:
                     r = fn(machine, phys)
                 except Exception as e:
@@ -213,15 +223,17 @@ class Hooks:
                     stop(cpu, r)
         else:
             def fire(cpu, lin, phys):
+                nonlocal n
                 if cpu.hook_skip or hooks.muted and hook not in hooks.unmuted:
                     return
-                hook.hits += 1
+                n += 1
                 try:
                     r = fn(machine, lin)
                 except Exception as e:
                     return failed(cpu, e)
                 if r:
                     stop(cpu, r)
+        hook._counted = lambda: n
         return fire
 
     def _add_point(self, hook: Hook, pt: ExecPoint) -> Hook:

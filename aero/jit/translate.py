@@ -20,7 +20,8 @@ between them itself:
   them where nothing else reads them (``propagate_copies``): ``r0 = (r0 + r3) & 0xffffffff``;
 * the block's last instruction sets a local ``pc`` instead of ``cpu.eip``; a loop dispatches on it
   to the next block of the region, and returns when it leaves the region;
-* before a block, the budget: if its instructions would go past ``limit``, the function returns
+* before a block, the budget: if its instructions would go past ``limit`` (``done > _lN``, with
+  ``_lN = limit - N`` for a block of N made once), the function returns
   there (the run loop finishes the count with the interpreter), so instruction counts, device
   events and interrupts land on the same boundaries as in the interpreter;
 * after an instruction that may have asked the running code to stop (``cpu.exit_req``: it called
@@ -495,6 +496,7 @@ def translate(blocks, code32: bool, entry_eip: int) -> Translation:
     store = "; ".join(f"R[{r}] = r{r}" for r in regs)
 
     body_lines: list[str] = []
+    budgets: set[int] = set()                   # the block sizes the budget is checked for
     temps = [0]
     uses_segments = False
     segs = SegmentLocals()                      # read at the start and after opaque instructions
@@ -519,8 +521,9 @@ def translate(blocks, code32: bool, entry_eip: int) -> Translation:
         bodies = propagate_copies(bodies, dropped)
         jumps = isinstance(blk, JumpBlock)      # its last instruction sets EIP itself
         emit(f"{'if' if bi == 0 else 'elif'} pc == {blk.eips[0]:#x}:", " " * 12)
-        emit(f"if done + {n} > limit:")
+        emit(f"if done > _l{n}:")               # done + n > limit, the sum made once
         emit("    break")
+        budgets.add(n)
         # as in the interpreter, EIP is the block's start while it runs (helpers may read it):
         # stored when the block starts, or, when only memory accesses may call out, by their
         # slow paths before they do
@@ -626,6 +629,7 @@ def translate(blocks, code32: bool, entry_eip: int) -> Translation:
         head.append("        " + seg_load)
     if load:
         head.append("        " + load)
+    head.append("        " + "; ".join(f"_l{k} = limit - {k}" for k in sorted(budgets)))
     head.append(f"        pc = {entry_eip:#x}")
     head.append(f"        done = {SLOW_MARK} = 0")
     head.append("        while True:")

@@ -58,6 +58,7 @@ def test_every_instruction_callback_sees_the_interpreters_state(name):
         # a slice of the kernel: long enough for hot loops to be translated
         r = m.run_until(icount=6000)
         assert r.status == "limit", r
+        assert [h.hits for h in m.hooks.all] == [len(seen)]
         runs[tier] = (seen, m.state_hash())
         if tier != "interpreter":
             assert m.cpu.cache.jit.units, "nothing was translated"
