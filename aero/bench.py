@@ -531,7 +531,7 @@ def main(seconds: float = 2.0, kernels=None, boot: bool = False, machine: bool =
                 v = callgrind_ir(n)
                 figures["callgrind"][n] = v
                 base = BASELINE_IR.get(n)
-                print(f"  {n:10} {v:7.0f}   ratio {v / base:.3f}" if base else f"  {n:10} {v:7.0f}")
+                print(f"  {n:14} {v:7.0f}   ratio {v / base:.3f}" if base else f"  {n:14} {v:7.0f}")
         elif travel:
             from .trace.bench import travel_figures
             from .trace.recorder import KEYFRAME_EVERY
@@ -556,7 +556,7 @@ def main(seconds: float = 2.0, kernels=None, boot: bool = False, machine: bool =
         else:
             print(f"aero bench: guest MIPS per tier, CPython {figures['python']}, {seconds:g} s "
                   "per kernel and variant (best of interleaved rounds)")
-            print(f"  {'kernel':10} {'interp':>7} {'jit':>7} {'jit/int':>8} {'hooks':>7} "
+            print(f"  {'kernel':14} {'interp':>7} {'jit':>7} {'jit/int':>8} {'hooks':>7} "
                   f"{'guest DR':>9} {'cb int':>7} {'cb jit':>7}   (hooks, DR: interpreter, "
                   "ratio to plain; cb: MIPS with a callback on every instruction)")
             figures["kernels"] = {}
@@ -564,7 +564,7 @@ def main(seconds: float = 2.0, kernels=None, boot: bool = False, machine: bool =
                 best = compare_variants(n, ("plain", "jit", "hooks", "dr", "callback-interp",
                                             "callback"), seconds)
                 figures["kernels"][n] = best
-                print(f"  {n:10} {best['plain']:7.2f} {best['jit']:7.2f} "
+                print(f"  {n:14} {best['plain']:7.2f} {best['jit']:7.2f} "
                       f"{best['jit'] / best['plain']:8.2f} {best['hooks'] / best['plain']:7.3f} "
                       f"{best['dr'] / best['plain']:9.3f} {best['callback-interp']:7.2f} "
                       f"{best['callback']:7.2f}")
