@@ -19,9 +19,12 @@ def scenario_settings(name: str, workdir) -> dict:
     return scenarios.machine_settings(scenarios.load(name), str(workdir))
 
 
-def spin_settings(workdir) -> dict:
-    """A floppy whose boot sector counts in EAX forever (the guest never stops by itself)."""
-    boot = bytes.fromhex("66 40 eb fc").ljust(510, b"\0") + b"\x55\xaa"   # inc eax; jmp $-2
+def spin_settings(workdir, cli: bool = False) -> dict:
+    """A floppy whose boot sector counts in EAX forever (the guest never stops by itself);
+    with ``cli``, interrupts off first, so that a pause always lands in the loop, never in the
+    BIOS's timer interrupt handler."""
+    loop = "66 40 eb fc"                                                # inc eax; jmp $-2
+    boot = bytes.fromhex(("fa " if cli else "") + loop).ljust(510, b"\0") + b"\x55\xaa"
     path = os.path.join(str(workdir), "spin.img")
     with open(path, "wb") as f:
         f.write(boot.ljust(FLOPPY, b"\0"))
