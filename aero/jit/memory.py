@@ -13,7 +13,8 @@ Translated code does the same in one Python call less per access:
 
 The check is the same comparison; an offset outside the limits takes the method, which raises
 the fault exactly as the interpreter does.  A flat segment (base 0, every offset allowed) goes
-first by a shorter way: the offset is the linear address (``_flat_paths``, ``SegmentLocals.flat``).  The segment's base and limits are locals of the
+first by a shorter way: the offset is the linear address (``_flat_paths``,
+``SegmentLocals.flat``).  The segment's base and limits are locals of the
 unit's ``run`` (``SegmentLocals``), read from the CPU's lists when it starts and again after
 every opaque instruction: a segment changes only in a helper (a segment load, a far transfer,
 a task switch), and an instruction that calls one keeps reading the lists themselves.  So do
@@ -131,18 +132,29 @@ def ram_access(kind: str, bits: int, lin: str, value: str | None, n: int,
       physical page with no slow flag is read or written in place, as ``_pg_read32`` and then
       ``Bus.read32`` would do.  Anything else calls the function."""
     fn = {"rd": "_r", "wr": "_w", "rmw": "_m"}[kind] + str(bits)
-    a, p = f"_a{n}", f"_p{n}"
-    flags = "_wslow" if kind == "wr" else "_rslow"
-    last = f" and {a} & 0xFFF {_LAST[bits]}" if _LAST[bits] else ""
+    a = f"_a{n}"
     # the mode first: with paging on, no time goes into the flat test
-    test = f"{segs.mode('flat', live)} and not {flags}[({a} := {lin}) >> 12]{last}"
-    fmap = "rmap" if kind == "rd" else "wmap"
-    ptest = (f"{segs.mode('paged', live)} and ({p} := _mmu.{fmap}.get(({a} := {lin}) >> 12)) "
-             f"is not None{last} and not {flags}[{p} >> 12]")
+    (test, fast), (ptest, pfast) = _in_place_paths(
+        kind, bits, segs.mode("flat", live), segs.mode("paged", live), f"({a} := {lin})", a,
+        value, n)
     call = f"cpu.{fn}({lin}, {value})" if kind == "wr" else f"cpu.{fn}({lin})"
     call = _slow_path(call, before_slow, mark)
-    return (f"({_in_place(kind, bits, a, value)} if {test} else "
-            f"{_in_place(kind, bits, f'({p} | ({a} & 0xFFF))', value)} if {ptest} else {call})")
+    return f"({fast} if {test} else {pfast} if {ptest} else {call})"
+
+
+def _in_place_paths(kind: str, bits: int, flat: str, paged: str, addr: str, name: str,
+                    value: str | None, n: int) -> tuple[tuple[str, str], tuple[str, str]]:
+    """The (test, access) pairs that read or write RAM in place: while ``flat`` is true, at
+    the address itself; while ``paged`` is, at its page in the MMU's fast map.  Either way the
+    access stays in its page and the physical page has no slow flag.  ``addr`` is the
+    address's expression, ``name`` the local it is kept in (``addr`` may assign it)."""
+    p = f"_p{n}"
+    flags = "_wslow" if kind == "wr" else "_rslow"
+    last = f" and {name} & 0xFFF {_LAST[bits]}" if _LAST[bits] else ""
+    fmap = "rmap" if kind == "rd" else "wmap"
+    return ((f"{flat} and not {flags}[{addr} >> 12]{last}", _in_place(kind, bits, name, value)),
+            (f"{paged} and ({p} := _mmu.{fmap}.get({addr} >> 12)) is not None{last} and "
+             f"not {flags}[{p} >> 12]", _in_place(kind, bits, f"({p} | ({name} & 0xFFF))", value)))
 
 
 def _flat_paths(kind: str, bits: int, off: str, t: str, value: str | None, n: int,
@@ -152,16 +164,8 @@ def _flat_paths(kind: str, bits: int, off: str, t: str, value: str | None, n: in
     (past 0xFFFFFFFF - size + 1) also leaves its page, which these test anyway.  ``off`` is the
     offset's expression, ``t`` the name it is kept in (``off`` may assign it).  Returns the
     (paging off, paging on) pairs of (test, access)."""
-    p = f"_p{n}"
-    flags = "_wslow" if kind == "wr" else "_rslow"
-    last = f" and {t} & 0xFFF {_LAST[bits]}" if _LAST[bits] else ""
-    fmap = "rmap" if kind == "rd" else "wmap"
-    flat = (f"{segs.flat(kind, seg, False, stack)} and not {flags}[{off} >> 12]{last}",
-            _in_place(kind, bits, t, value))
-    paged = (f"{segs.flat(kind, seg, True, stack)} and "
-             f"({p} := _mmu.{fmap}.get({off} >> 12)) is not None{last} and "
-             f"not {flags}[{p} >> 12]", _in_place(kind, bits, f"({p} | ({t} & 0xFFF))", value))
-    return flat, paged
+    return _in_place_paths(kind, bits, segs.flat(kind, seg, False, stack),
+                           segs.flat(kind, seg, True, stack), off, t, value, n)
 
 
 def in_range(expr: str) -> bool:
@@ -303,17 +307,19 @@ def _stack_line(indent: str, target: str | None, helper: str, arg: str, mask: st
         # a flat 32-bit stack first (``_flat_paths``): ESP is the linear address (not with the
         # segment read live: the guard would cost more than the path saves)
         if live:
-            return [f"{i}if False:", f"{i}    pass"]
+            return []
         (ft, fa), (pt, pa) = _flat_paths(kind, bits, sp, sp, value, n, segs, SS, stack=True)
         put = f"{i}    " if kind == "wr" else f"{i}    _v{n} = "
         return [f"{i}if {ft}:", put + fa, *then, f"{i}elif {pt}:", put + pa, *then]
+
+    limits = "if" if live else "elif"               # the limit check, after any flat paths
 
     if helper.startswith("push") and target is None and mask is None:
         size = int(helper[4:]) // 8
         return [f"{i}_v{n} = {arg}",
                 f"{i}_sp{n} = (r4 - {size}) & {wrap}",
                 *flat("wr", size * 8, f"_v{n}", [f"{i}    r4 = _sp{n}"]),
-                f"{i}elif {segs.low('wr', SS, live)} <= _sp{n} <= "
+                f"{i}{limits} {segs.low('wr', SS, live)} <= _sp{n} <= "
                 f"{segs.high('wr', SS, size - 1, live)}:",
                 f"{i}    " + ram_access("wr", size * 8, f"({base} + _sp{n}) & 0xFFFFFFFF",
                                         f"_v{n}", n, segs, live),
@@ -324,7 +330,7 @@ def _stack_line(indent: str, target: str | None, helper: str, arg: str, mask: st
         size = int(helper[3:]) // 8
         out = [f"{i}_sp{n} = r4 & {wrap}",
                *flat("rd", size * 8, None, [f"{i}    r4 = (_sp{n} + {size}) & 0xFFFFFFFF"]),
-               f"{i}elif {segs.low('rd', SS, live)} <= _sp{n} <= "
+               f"{i}{limits} {segs.low('rd', SS, live)} <= _sp{n} <= "
                f"{segs.high('rd', SS, size - 1, live)}:",
                f"{i}    _v{n} = " + ram_access("rd", size * 8,
                                              f"({base} + _sp{n}) & 0xFFFFFFFF", None, n, segs,
@@ -342,7 +348,7 @@ def _stack_line(indent: str, target: str | None, helper: str, arg: str, mask: st
         size = int(parts[1]) // 8
         return [f"{i}_sp{n} = (r4 + {parts[0]}) & {wrap}",
                 *flat("rd", size * 8, None, []),
-                f"{i}elif {segs.low('rd', SS, live)} <= _sp{n} <= "
+                f"{i}{limits} {segs.low('rd', SS, live)} <= _sp{n} <= "
                 f"{segs.high('rd', SS, size - 1, live)}:",
                 f"{i}    _v{n} = " + ram_access("rd", size * 8,
                                               f"({base} + _sp{n}) & 0xFFFFFFFF", None, n, segs,

@@ -364,7 +364,8 @@ def _drop_dead_temps(lines: list[str], later: list[str]) -> str:
 
 
 def propagate_copies(bodies: list[str], keep: set[int]) -> list[str]:
-    """Each instruction's temporaries (``a``, ``b``, ``r``, ``ea``) substituted into the
+    """Each instruction's temporaries (``_TEMPS``: ``a``, ``b``, ``r``, ``ea``, IMUL's ``o``
+    and ``p``) substituted into the
     statement that uses them, where that is exact: the body is plain assignments and calls, the
     temporary is used once (or is a copy of a name or a number), nothing between changes what
     its value reads, and nothing later in the block reads it (a specialised branch's ``r``, a
@@ -548,15 +549,15 @@ def translate(blocks, code32: bool, entry_eip: int) -> Translation:
                 t.flushed.append(())             # no register in a local: cpu.R is current
                 st = False
                 pre = _PREFIX.match(body)
-                core = pre.group(2) if pre else body
+                hooks, core = pre.groups() if pre else ("", body)
                 if last and jumps and not opaque(core):
                     core = _SET_EIP.sub(r"\1pc = \2", core)
-                    body = (pre.group(1) if pre else "") + core
+                    body = hooks + core
                     pc_set = True
                 if not opaque(core) and stacky(core) and (inl := inline_stack(
                         _REG.sub(r"r\1", core), temps, segs, live=True)) is not None:
                     # the stack helpers inline here too, on ESP in cpu.R, after the hooks
-                    body = (pre.group(1) if pre else "") + _LOCAL_REG.sub(r"R[\1]", inl)
+                    body = hooks + _LOCAL_REG.sub(r"R[\1]", inl)
                     uses_segments = True
             elif op:
                 t.flushed.append(regs)
