@@ -35,7 +35,7 @@ by a callback stops the machine the same way and is raised again from ``run_unti
 
 Nothing is installed until the first hook of a kind is added, and removing the last one removes
 its dispatcher: exec and block hooks are compiled into the blocks they concern
-(``aero.cpu.hookpoints``), memory hooks mark only the pages they cover (``aero.mem.watch``), I/O
+(``aero.cpu.hookpoints``; the JIT's units call the callback themselves, ``InlineHook``), memory hooks mark only the pages they cover (``aero.mem.watch``), I/O
 hooks wrap the CPU's port functions, the others set the CPU's observers.  With no hook the run
 loop and the memory path do no extra work.
 """
@@ -97,7 +97,8 @@ AFTER = "after"        # an exec callback's result: stop right after the instruc
 class Hook:
     """A handle on an installed hook."""
 
-    __slots__ = ("hooks", "kind", "fn", "where", "_hits", "_counted", "_parts")
+    __slots__ = ("hooks", "kind", "fn", "where", "_hits", "_counted", "_parts", "_cells",
+                 "_fold_at")
 
     def __init__(self, hooks, kind, fn, where):
         self.hooks = hooks
@@ -107,11 +108,24 @@ class Hook:
         self._hits = 0
         self._counted = None        # an exec hook's count, kept in its fire function's closure
         self._parts = ()
+        self._cells = []            # (unit, cell): counts kept by the JIT's units (InlineHook)
+        self._fold_at = 32
 
     @property
     def hits(self) -> int:
         """Times the callback was called."""
-        return self._hits + (self._counted() if self._counted is not None else 0)
+        return (self._hits + (self._counted() if self._counted is not None else 0) +
+                sum(c.cell_contents for _, c in self._cells))
+
+    def _count_in(self, unit, cell) -> None:
+        """A compiled unit counts this hook's calls in ``cell``; the counts of units no longer
+        run (``gen`` -1) are folded into ``_hits`` as the list grows."""
+        cells = self._cells
+        if len(cells) >= self._fold_at:
+            self._hits += sum(c.cell_contents for u, c in cells if u.gen == -1)
+            cells[:] = [(u, c) for u, c in cells if u.gen != -1]
+            self._fold_at = max(32, 2 * len(cells))
+        cells.append((unit, cell))
 
     @property
     def installed(self) -> bool:
@@ -123,6 +137,24 @@ class Hook:
 
     def __repr__(self):
         return f"<Hook {self.kind} {self.where} hits={self.hits}>"
+
+
+class InlineHook:
+    """An exec hook as a JIT unit calls it itself (``aero.jit.translate.inline_hooks``): the
+    skip and mute test, the count, the callback and its result test are compiled into the unit,
+    which calls the user's function directly; the hook's ``fire`` still runs the callback when a
+    resumed run skips host hooks (``cpu.hook_skip``) or time travel mutes them."""
+
+    __slots__ = ("hook", "fn", "machine", "hooks", "physical", "stop", "failed")
+
+    def __init__(self, hook, fn, machine, physical, stop, failed):
+        self.hook = hook
+        self.fn = fn
+        self.machine = machine
+        self.hooks = hook.hooks
+        self.physical = physical
+        self.stop = stop            # stop(cpu, result): the callback returned a true value
+        self.failed = failed        # failed(cpu, exception): it raised
 
 
 class Hooks:
@@ -234,6 +266,7 @@ class Hooks:
                 if r:
                     stop(cpu, r)
         hook._counted = lambda: n
+        fire.inline = InlineHook(hook, fn, machine, physical, stop, failed)
         return fire
 
     def _add_point(self, hook: Hook, pt: ExecPoint) -> Hook:

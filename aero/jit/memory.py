@@ -297,11 +297,20 @@ _LINE = re.compile(r"^(\s*)(?:(\w+) = )?cpu\.(push16|push32|pop16|pop32|stack_re
 
 
 def _stack_line(indent: str, target: str | None, helper: str, arg: str, mask: str | None,
-                n: int, segs: SegmentLocals, live: bool = False) -> list[str] | None:
+                n: int, segs: SegmentLocals, live: bool = False,
+                sb: str | None = None) -> list[str] | None:
+    """``sb``: a local holding SS's B bit, read live by an earlier helper of the same
+    instruction (nothing between them loads SS: an instruction that does is opaque)."""
     i = indent
     big, wrap = segs.ss_big(live), segs.ss_mask(live)
     base = segs.base(SS, live)
     sp = f"_sp{n}"
+    first = []
+    if live and sb is not None:
+        big, wrap = sb, f"(0xFFFFFFFF if {sb} else 0xFFFF)"
+    elif live and helper != "stack_add":        # SS's B bit read once
+        first = [f"{i}_sb{n} = {big}"]
+        big, wrap = f"_sb{n}", f"(0xFFFFFFFF if _sb{n} else 0xFFFF)"
 
     def flat(kind, bits, value, then):
         # a flat 32-bit stack first (``_flat_paths``): ESP is the linear address (not with the
@@ -316,7 +325,7 @@ def _stack_line(indent: str, target: str | None, helper: str, arg: str, mask: st
 
     if helper.startswith("push") and target is None and mask is None:
         size = int(helper[4:]) // 8
-        return [f"{i}_v{n} = {arg}",
+        return [*first, f"{i}_v{n} = {arg}",
                 f"{i}_sp{n} = (r4 - {size}) & {wrap}",
                 *flat("wr", size * 8, f"_v{n}", [f"{i}    r4 = _sp{n}"]),
                 f"{i}{limits} {segs.low('wr', SS, live)} <= _sp{n} <= "
@@ -328,7 +337,7 @@ def _stack_line(indent: str, target: str | None, helper: str, arg: str, mask: st
                 f"{i}    R[4] = r4; cpu.{helper}(_v{n}); r4 = R[4]"]
     if helper.startswith("pop") and target is not None and not arg.strip():
         size = int(helper[3:]) // 8
-        out = [f"{i}_sp{n} = r4 & {wrap}",
+        out = [*first, f"{i}_sp{n} = r4 & {wrap}",
                *flat("rd", size * 8, None, [f"{i}    r4 = (_sp{n} + {size}) & 0xFFFFFFFF"]),
                f"{i}{limits} {segs.low('rd', SS, live)} <= _sp{n} <= "
                f"{segs.high('rd', SS, size - 1, live)}:",
@@ -346,7 +355,7 @@ def _stack_line(indent: str, target: str | None, helper: str, arg: str, mask: st
         if len(parts) != 2 or parts[1] not in ("16", "32"):
             return None
         size = int(parts[1]) // 8
-        return [f"{i}_sp{n} = (r4 + {parts[0]}) & {wrap}",
+        return [*first, f"{i}_sp{n} = (r4 + {parts[0]}) & {wrap}",
                 *flat("rd", size * 8, None, []),
                 f"{i}{limits} {segs.low('rd', SS, live)} <= _sp{n} <= "
                 f"{segs.high('rd', SS, size - 1, live)}:",
@@ -370,6 +379,7 @@ def inline_stack(body: str, counter: list, segs: SegmentLocals,
     inlined, or None when one of them is in a form this does not rewrite (the caller then
     writes ESP back around the helpers instead)."""
     out = []
+    sb = None
     for line in body.splitlines():
         if "cpu.push" not in line and "cpu.pop" not in line and "cpu.stack_" not in line:
             out.append(line)
@@ -379,8 +389,10 @@ def inline_stack(body: str, counter: list, segs: SegmentLocals,
             return None
         counter[0] += 1
         lines = _stack_line(m.group(1), m.group(2), m.group(3), m.group(4), m.group(5),
-                            counter[0], segs, live)
+                            counter[0], segs, live, sb if m.group(1) == "" else None)
         if lines is None or any(h in m.group(4) for h in ("cpu.push", "cpu.pop", "cpu.stack_")):
             return None
+        if live and m.group(1) == "" and m.group(3) != "stack_add" and sb is None:
+            sb = f"_sb{counter[0]}"
         out.extend(lines)
     return "\n".join(out)

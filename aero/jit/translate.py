@@ -79,6 +79,8 @@ class Translation:
     # per entry, the lazy flags the interpreter would have in cpu.lf while it runs, when a
     # translation left them in locals (an expression on the frame's locals), else None
     lazy: list = field(default_factory=list)
+    # the hooks whose calls the unit counts (inline_hooks): the cell's name -> InlineHook
+    counters: dict = field(default_factory=dict)
 
     def locate(self, line: int) -> tuple[int, int]:
         """(block index, instruction index) of the instruction holding source ``line``."""
@@ -444,6 +446,36 @@ def hook_prefix(ins, at, literal) -> str:
         f"{literal(p.fire)}(cpu, {lin:#x}, {phys:#x})\n" for p in pts)
 
 
+_FIRE = re.compile(r"^(K(\d+))\(cpu, (0x[0-9a-f]+), (0x[0-9a-f]+)\)$", re.M)
+
+
+def inline_hooks(body: str, consts: list, literal, counters: dict) -> str:
+    """The calls of exec points' ``fire`` in ``body`` (``hook_prefix``), for points that are
+    user hooks (``aero.hooks.InlineHook``), compiled in: the test ``fire`` would make, the
+    count (``counters``: its cell's name -> the hook, read by ``Hook.hits``), the callback
+    called directly and its result tested.  While hooks are muted ``fire`` itself runs; a run
+    that skips host hooks never enters a translation (``Unit.execute``).  The whole is still
+    one opaque call site for every other rule."""
+    def one(m):
+        ih = getattr(consts[int(m.group(2))], "inline", None)
+        if ih is None:
+            return m.group(0)
+        name = f"_n{m.group(2)}"
+        counters[name] = ih
+        return (f"if {literal(ih.hooks)}.muted:\n"
+                f"    {m.group(0)}\n"
+                "else:\n"
+                f"    {name} += 1\n"
+                "    try:\n"
+                f"        _hr = {literal(ih.fn)}({literal(ih.machine)}, "
+                f"{m.group(4) if ih.physical else m.group(3)})\n"
+                "    except Exception as _he:\n"
+                f"        {literal(ih.failed)}(cpu, _he)\n"
+                "    if _hr:\n"
+                f"        {literal(ih.stop)}(cpu, _hr)")
+    return _FIRE.sub(one, body)
+
+
 def translate(blocks, code32: bool, entry_eip: int) -> Translation:
     """The factory source for ``blocks`` (the first is the entry)."""
     t = Translation()
@@ -590,6 +622,8 @@ def translate(blocks, code32: bool, entry_eip: int) -> Translation:
                                                 lazy, slow_eip and blk.eips[0]),
                                             mark=marked)
             uses_segments |= inlined
+            if blk.hooked:
+                body = inline_hooks(body, consts, literal, t.counters)
             for ln in body.splitlines():
                 emit(ln)
             if op:
@@ -625,7 +659,11 @@ def translate(blocks, code32: bool, entry_eip: int) -> Translation:
     seg_load = segs.load()
     if uses_segments or seg_load:
         head.append("    " + RAM_BINDINGS)
+    if t.counters:
+        head.append("    " + " = ".join(t.counters) + " = 0")
     head.append("    def run(limit):")
+    if t.counters:
+        head.append("        nonlocal " + ", ".join(t.counters))
     if seg_load:
         head.append("        " + seg_load)
     if load:

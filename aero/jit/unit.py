@@ -70,6 +70,8 @@ class Unit:
         exec(compile(tr.source, f"<aero-jit {entry.lin:#010x}>", "exec"), _globals(), local)
         self.run = local["make"](cpu, cpu.R, *tr.consts)
         self.code = self.run.__code__
+        for name, ih in tr.counters.items():     # Hook.hits reads the unit's counts
+            ih.hook._count_in(self, self.run.__closure__[self.code.co_freevars.index(name)])
         self.tr = tr
         self.count = entry.count
         self.eips = [e for b in blocks for e in b.eips]
@@ -101,6 +103,8 @@ class Unit:
     def execute(self, cpu, limit):
         if limit < self.count:
             return self.block._partial(cpu, limit)
+        if cpu.hook_skip:                       # resuming at a hook's stop (one instruction):
+            return self.block.execute(cpu, limit)   # translations never skip host hooks
         self.execs += 1
         try:
             n = self.run(limit)
