@@ -8,12 +8,18 @@ References: the interpreter (``jit="off"``); tests/machine/test_hooks.py checks 
 against single steps.
 """
 
+import hashlib
+import os
 import sys
 
 import pytest
 
+from aero.build import build_machine
+from aero.config import FIRMWARE, MachineConfig
 from aero.hooks import AFTER
 from tests.jit.test_jit_hooks import TIERS, kernel_machine
+
+HELLO = os.path.join(os.path.dirname(__file__), "..", "..", "scenarios", "hello", "hello.bin")
 
 
 def _state(m):
@@ -171,3 +177,35 @@ def test_a_physical_hook_gets_physical_addresses():
     assert len(ref[0]) == 5000 and ref[1] == [a - 0x400000 for a in ref[0]]
     for tier, got in runs.items():
         assert got == ref, tier
+
+
+@pytest.mark.skipif(not os.path.exists(FIRMWARE["bochs"][0]), reason="bochsbios not installed")
+def test_a_callback_through_a_real_bios_boot(tmp_path):
+    """The Bochs BIOS POSTs and boots the hello floppy (870,000 instructions, interrupts,
+    REP strings, mode switches) with a callback on every instruction: the callback sees the same
+    addresses, EIP, counts and registers in both tiers, and the boot ends in the same state."""
+    img = tmp_path / "hello.img"
+    img.write_bytes(open(HELLO, "rb").read().ljust(1474560, b"\0"))
+    runs = {}
+    for tier in ("interpreter", "jit"):
+        out = tmp_path / f"{tier}.serial"
+        m = build_machine(MachineConfig(bios="bochs", fda=str(img), serial=str(out),
+                                        **TIERS[tier]))
+        digest, calls = hashlib.sha256(), [0]
+
+        def cb(mm, a, digest=digest, calls=calls):
+            c = mm.cpu
+            calls[0] += 1
+            if calls[0] % 7 == 0:
+                digest.update(repr((a, c.eip, c.now(), tuple(c.R), c.get_flags())).encode())
+        h = m.hooks.exec(cb)
+        r = m.run(timeout=300)
+        m.close()
+        runs[tier] = (r.status, r.exit_code, r.icount, calls[0], h.hits, digest.hexdigest(),
+                      out.read_bytes(), m.state_hash())
+        if tier == "jit":
+            assert sum(u.retired for u in m.cpu.cache.jit.units) > 100_000
+    ref = runs["interpreter"]
+    assert ref[6] == b"Hello from the boot sector\r\n"
+    assert ref[:2] == ("debug-exit", (0x21 << 1) | 1) and ref[3] == ref[4] > 800_000
+    assert runs["jit"] == ref
