@@ -425,6 +425,10 @@ class Hooks:
         cpu = self.cpu
         if hook.kind in ("exec", "block"):
             cpu.remove_exec_point(hook._parts[0])
+            # the units holding it are invalidated: their counts are final, and the hook no
+            # longer keeps the units alive
+            hook._hits += sum(c.cell_contents for _, c in hook._cells)
+            hook._cells = []
         elif hook.kind.startswith("mem_"):
             cpu.watches.remove(hook._parts[0])
         elif hook.kind == "io":
