@@ -79,7 +79,7 @@ class SegmentLocals:
     def mode(self, which: str, live=False) -> str:
         return self._name(f"_{which}", f"cpu.{which}_ram", live)
 
-    def flat(self, kind: str, s, paged: bool, stack: bool = False) -> str:
+    def flat(self, kind: str, s, paged: bool, stack: bool = False, live: bool = False) -> str:
         """True while segment ``s`` is flat for ``kind`` (base 0, every offset allowed: its
         limits are 0 and 0xFFFFFFFF) and the RAM mode is the one named (``cpu.paged_ram`` or
         ``cpu.flat_ram``); for the stack (``stack``), SS's B bit is set as well."""
@@ -89,7 +89,7 @@ class SegmentLocals:
                 f"_{w}hi[{s}] == 0xFFFFFFFF")
         if stack:
             expr += f" and cpu.attr[{SS}] & {_A_DB:#x} != 0"
-        return self._name(f"_{mode[0]}{w}{s}{'s' if stack else ''}", expr, False)
+        return self._name(f"_{mode[0]}{w}{s}{'s' if stack else ''}", expr, live)
 
     def load(self) -> str:
         """The statement that reads them all (empty if none is used)."""
@@ -289,7 +289,7 @@ def inline_accesses(body: str, counter: list, segs: SegmentLocals, live: bool = 
 # on ESP kept in its local r4: the same address size from SS's B bit, the same limit check, the
 # MMU function; a check that fails calls the helper (with ESP written back), which faults.  With
 # the segment values read live (a unit with exec points on most instructions keeps the registers
-# in cpu.R), the translation puts ``R[4]`` for ``r4`` and there is no flat-stack path.
+# in cpu.R), the translation puts ``R[4]`` for ``r4``, and the flat-stack test reads SS live too.
 SS = 2
 _A_DB = 0x4000
 _LINE = re.compile(r"^(\s*)(?:(\w+) = )?cpu\.(push16|push32|pop16|pop32|stack_read|stack_add)"
@@ -313,57 +313,76 @@ def _stack_line(indent: str, target: str | None, helper: str, arg: str, mask: st
         big, wrap = f"_sb{n}", f"(0xFFFFFFFF if _sb{n} else 0xFFFF)"
 
     def flat(kind, bits, value, then):
-        # a flat 32-bit stack first (``_flat_paths``): ESP is the linear address (not with the
-        # segment read live: the guard would cost more than the path saves)
+        # a flat 32-bit stack first (``_flat_paths``): ESP is the linear address
         if live:
             return []
         (ft, fa), (pt, pa) = _flat_paths(kind, bits, sp, sp, value, n, segs, SS, stack=True)
         put = f"{i}    " if kind == "wr" else f"{i}    _v{n} = "
         return [f"{i}if {ft}:", put + fa, *then, f"{i}elif {pt}:", put + pa, *then]
 
+    def live_flat(kind, bits, value, addr, then, general):
+        # with the segment read live, the flat 32-bit stack's test reads it too, and the
+        # general code (B bit, limits) runs only when that fails; ``addr``: the offset, which
+        # is then the linear address.  The B bit is known set there for a later helper
+        if not live:
+            return general
+        (ft, fa), (pt, pa) = _in_place_paths(
+            kind, bits, segs.flat(kind, SS, False, True, live=True),
+            segs.flat(kind, SS, True, True, live=True), f"({sp} := {addr})", sp, value, n)
+        put = f"{i}    " if kind == "wr" else f"{i}    _v{n} = "
+        then = then + ([f"{i}    _sb{n} = 1"] if first else [])
+        return [f"{i}if {ft}:", put + fa, *then, f"{i}elif {pt}:", put + pa, *then,
+                f"{i}else:", *("    " + line for line in general)]
+
     limits = "if" if live else "elif"               # the limit check, after any flat paths
 
     if helper.startswith("push") and target is None and mask is None:
         size = int(helper[4:]) // 8
-        return [*first, f"{i}_v{n} = {arg}",
-                f"{i}_sp{n} = (r4 - {size}) & {wrap}",
-                *flat("wr", size * 8, f"_v{n}", [f"{i}    r4 = _sp{n}"]),
-                f"{i}{limits} {segs.low('wr', SS, live)} <= _sp{n} <= "
-                f"{segs.high('wr', SS, size - 1, live)}:",
-                f"{i}    " + ram_access("wr", size * 8, f"({base} + _sp{n}) & 0xFFFFFFFF",
-                                        f"_v{n}", n, segs, live),
-                f"{i}    r4 = _sp{n} if {big} else (r4 & 0xFFFF0000) | _sp{n}",
-                f"{i}else:",
-                f"{i}    R[4] = r4; cpu.{helper}(_v{n}); r4 = R[4]"]
+        general = [
+            *first, f"{i}_sp{n} = (r4 - {size}) & {wrap}",
+            *flat("wr", size * 8, f"_v{n}", [f"{i}    r4 = _sp{n}"]),
+            f"{i}{limits} {segs.low('wr', SS, live)} <= _sp{n} <= "
+            f"{segs.high('wr', SS, size - 1, live)}:",
+            f"{i}    " + ram_access("wr", size * 8, f"({base} + _sp{n}) & 0xFFFFFFFF",
+                                    f"_v{n}", n, segs, live),
+            f"{i}    r4 = _sp{n} if {big} else (r4 & 0xFFFF0000) | _sp{n}",
+            f"{i}else:",
+            f"{i}    R[4] = r4; cpu.{helper}(_v{n}); r4 = R[4]"]
+        return [f"{i}_v{n} = {arg}",
+                *live_flat("wr", size * 8, f"_v{n}", f"(r4 - {size}) & 0xFFFFFFFF",
+                           [f"{i}    r4 = _sp{n}"], general)]
     if helper.startswith("pop") and target is not None and not arg.strip():
         size = int(helper[3:]) // 8
-        out = [*first, f"{i}_sp{n} = r4 & {wrap}",
-               *flat("rd", size * 8, None, [f"{i}    r4 = (_sp{n} + {size}) & 0xFFFFFFFF"]),
-               f"{i}{limits} {segs.low('rd', SS, live)} <= _sp{n} <= "
-               f"{segs.high('rd', SS, size - 1, live)}:",
-               f"{i}    _v{n} = " + ram_access("rd", size * 8,
-                                             f"({base} + _sp{n}) & 0xFFFFFFFF", None, n, segs,
-                                             live),
-               f"{i}    r4 = (_sp{n} + {size}) & 0xFFFFFFFF if {big} else "
-               f"(r4 & 0xFFFF0000) | ((_sp{n} + {size}) & 0xFFFF)",
-               f"{i}else:",
-               f"{i}    R[4] = r4; _v{n} = cpu.{helper}(); r4 = R[4]",
-               f"{i}{target} = _v{n}{mask or ''}"]
-        return out
+        popped = [f"{i}    r4 = (_sp{n} + {size}) & 0xFFFFFFFF"]
+        general = [
+            *first, f"{i}_sp{n} = r4 & {wrap}",
+            *flat("rd", size * 8, None, popped),
+            f"{i}{limits} {segs.low('rd', SS, live)} <= _sp{n} <= "
+            f"{segs.high('rd', SS, size - 1, live)}:",
+            f"{i}    _v{n} = " + ram_access("rd", size * 8, f"({base} + _sp{n}) & 0xFFFFFFFF",
+                                          None, n, segs, live),
+            f"{i}    r4 = (_sp{n} + {size}) & 0xFFFFFFFF if {big} else "
+            f"(r4 & 0xFFFF0000) | ((_sp{n} + {size}) & 0xFFFF)",
+            f"{i}else:",
+            f"{i}    R[4] = r4; _v{n} = cpu.{helper}(); r4 = R[4]"]
+        return [*live_flat("rd", size * 8, None, "r4", popped, general),
+                f"{i}{target} = _v{n}{mask or ''}"]
     if helper == "stack_read" and target is not None:
         parts = [p.strip() for p in arg.split(",")]
         if len(parts) != 2 or parts[1] not in ("16", "32"):
             return None
         size = int(parts[1]) // 8
-        return [*first, f"{i}_sp{n} = (r4 + {parts[0]}) & {wrap}",
-                *flat("rd", size * 8, None, []),
-                f"{i}{limits} {segs.low('rd', SS, live)} <= _sp{n} <= "
-                f"{segs.high('rd', SS, size - 1, live)}:",
-                f"{i}    _v{n} = " + ram_access("rd", size * 8,
-                                              f"({base} + _sp{n}) & 0xFFFFFFFF", None, n, segs,
-                                              live),
-                f"{i}else:",
-                f"{i}    R[4] = r4; _v{n} = cpu.stack_read({arg})",
+        general = [
+            *first, f"{i}_sp{n} = (r4 + {parts[0]}) & {wrap}",
+            *flat("rd", size * 8, None, []),
+            f"{i}{limits} {segs.low('rd', SS, live)} <= _sp{n} <= "
+            f"{segs.high('rd', SS, size - 1, live)}:",
+            f"{i}    _v{n} = " + ram_access("rd", size * 8, f"({base} + _sp{n}) & 0xFFFFFFFF",
+                                          None, n, segs, live),
+            f"{i}else:",
+            f"{i}    R[4] = r4; _v{n} = cpu.stack_read({arg})"]
+        return [*live_flat("rd", size * 8, None, f"(r4 + {parts[0]}) & 0xFFFFFFFF", [],
+                           general),
                 f"{i}{target} = _v{n}{mask or ''}"]
     if helper == "stack_add" and target is None and mask is None:
         return [f"{i}if {big}:",

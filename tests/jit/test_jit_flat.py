@@ -45,7 +45,10 @@ _LOOP = (b"\xb9\x28\x00\x00\x00"      # mov ecx, 40
          b"\xf4")                     # hlt
 
 
-def _run(jit: dict, ds: tuple, ss: tuple, esi: int, esp: int, every: bool = False):
+def _run(jit: dict, ds: tuple, ss: tuple, esi: int, esp: int, every: bool = False,
+         change=None):
+    """``change``: a function ``(machine, calls so far)`` the every-instruction callback calls
+    after recording (to change the state under the running code)."""
     from aero.config import MachineConfig
     from aero.cpu.presets import set_flat32
     from aero.machine import Machine
@@ -60,10 +63,17 @@ def _run(jit: dict, ds: tuple, ss: tuple, esi: int, esp: int, every: bool = Fals
     cpu.R[4] = esp
     cpu.eip = 0x1000
     seen = []
+    # a write watch on the page after the stack's: a push crossing into it must be seen
+    m.hooks.mem_write(lambda mm, acc: seen.append(("w", acc.address, acc.size, acc.value)),
+                      0x20000, 0x20010)
     if every:
         # a callback before every instruction: translated code keeps the registers in cpu.R
         # and inlines the stack on ESP there
-        m.hooks.exec(lambda mm, a: seen.append((a, mm.cpu.R[4], mm.cpu.now())))
+        def cb(mm, a):
+            seen.append((a, mm.cpu.R[4], mm.cpu.now()))
+            if change is not None:
+                change(mm, len(seen))
+        m.hooks.exec(cb)
     r = m.run_until(icount=20000)
     ram = hashlib.sha256(bytes(cpu.bus.ram[0x8000:0x20000])).hexdigest()
     return r.status, tuple(cpu.R), cpu.eip, cpu.get_flags(), cpu.icount, ram, seen
@@ -93,9 +103,29 @@ def test_translated_accesses_agree_with_the_interpreter(ds, ss, esi, esp):
 
 
 @pytest.mark.parametrize("ss, esp", [(FLAT, 0x18000), ((0, 0xFFFFFFFF, B16), 0x1234FFB0),
-                                     ((0, 0x18050, FLAT_DATA), 0x18000)],
-                         ids=["flat", "ss-16bit", "ss-limit"])
+                                     ((0, 0x18050, FLAT_DATA), 0x18000), (FLAT, 0x1FF82),
+                                     ((0x100, 0xFFFFFFFF, FLAT_DATA), 0x18000), (FLAT, 0x20)],
+                         ids=["flat", "ss-16bit", "ss-limit", "ss-page-cross", "ss-base",
+                              "esp-wraps-4g"])
 def test_with_a_callback_on_every_instruction(ss, esp):
     want = _run({"jit": "off"}, FLAT, ss, 0x9000, esp, every=True)
     assert len(want[-1]) > 300
     assert _run({"jit_threshold": 0}, FLAT, ss, 0x9000, esp, every=True) == want
+    assert _run({"jit_threshold": 2}, FLAT, ss, 0x9000, esp, every=True) == want
+
+
+@pytest.mark.parametrize("new_ss", [(0x100, 0xFFFFFFFF, FLAT_DATA), (0, 0xFFFFFFFF, B16),
+                                    (0, 0x18100, FLAT_DATA)],
+                         ids=["base", "16bit", "limit"])
+def test_a_callback_changing_ss_under_translated_code(new_ss):
+    """At its 400th call (inside a translated loop) the callback loads another SS cache: the
+    stack instructions after it use the new one, as in the interpreter."""
+    def change(mm, n):
+        if n == 400:
+            mm.cpu.set_seg_cache(2, 0x18, *new_ss)
+    want = _run({"jit": "off"}, FLAT, FLAT, 0x9000, 0x18000, every=True, change=change)
+    assert len(want[-1]) > 400
+    assert _run({"jit_threshold": 0}, FLAT, FLAT, 0x9000, 0x18000, every=True,
+                change=change) == want
+    assert _run({"jit_threshold": 2}, FLAT, FLAT, 0x9000, 0x18000, every=True,
+                change=change) == want
