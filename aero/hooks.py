@@ -35,9 +35,10 @@ by a callback stops the machine the same way and is raised again from ``run_unti
 
 Nothing is installed until the first hook of a kind is added, and removing the last one removes
 its dispatcher: exec and block hooks are compiled into the blocks they concern
-(``aero.cpu.hookpoints``; the JIT's units call the callback themselves, ``InlineHook``), memory hooks mark only the pages they cover (``aero.mem.watch``), I/O
-hooks wrap the CPU's port functions, the others set the CPU's observers.  With no hook the run
-loop and the memory path do no extra work.
+(``aero.cpu.hookpoints``; the JIT's units call the callback themselves, ``InlineHook``), memory
+hooks mark only the pages they cover (``aero.mem.watch``), I/O hooks wrap the CPU's port
+functions, the others set the CPU's observers.  With no hook the run loop and the memory path do
+no extra work.
 """
 
 from __future__ import annotations
@@ -141,9 +142,10 @@ class Hook:
 
 class InlineHook:
     """An exec hook as a JIT unit calls it itself (``aero.jit.translate.inline_hooks``): the
-    skip and mute test, the count, the callback and its result test are compiled into the unit,
-    which calls the user's function directly; the hook's ``fire`` still runs the callback when a
-    resumed run skips host hooks (``cpu.hook_skip``) or time travel mutes them."""
+    mute test, the count, the exception handling and the result test are compiled into the unit,
+    which calls the user's function directly; the hook's ``fire`` still decides while time
+    travel mutes hooks, and runs in the interpreted first instruction of a run resumed at a
+    hook's stop (``cpu.hook_skip``; ``aero.jit.unit.Unit.execute``)."""
 
     __slots__ = ("hook", "fn", "machine", "hooks", "physical", "stop", "failed")
 
