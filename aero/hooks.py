@@ -121,12 +121,16 @@ class Hook:
     def _count_in(self, unit, cell) -> None:
         """A compiled unit counts this hook's calls in ``cell``; the counts of units no longer
         run (``gen`` -1) are folded into ``_hits`` as the list grows."""
-        cells = self._cells
-        if len(cells) >= self._fold_at:
-            self._hits += sum(c.cell_contents for u, c in cells if u.gen == -1)
-            cells[:] = [(u, c) for u, c in cells if u.gen != -1]
-            self._fold_at = max(32, 2 * len(cells))
-        cells.append((unit, cell))
+        if len(self._cells) >= self._fold_at:
+            self._fold(lambda u: u.gen == -1)
+            self._fold_at = max(32, 2 * len(self._cells))
+        self._cells.append((unit, cell))
+
+    def _fold(self, final) -> None:
+        """Move the counts of the units ``final(unit)`` says will not run again into
+        ``_hits``, and let those units go."""
+        self._hits += sum(c.cell_contents for u, c in self._cells if final(u))
+        self._cells = [(u, c) for u, c in self._cells if not final(u)]
 
     @property
     def installed(self) -> bool:
@@ -147,13 +151,10 @@ class InlineHook:
     travel mutes hooks, and runs in the interpreted first instruction of a run resumed at a
     hook's stop (``cpu.hook_skip``; ``aero.jit.unit.Unit.execute``)."""
 
-    __slots__ = ("hook", "fn", "machine", "hooks", "physical", "stop", "failed")
+    __slots__ = ("hook", "physical", "stop", "failed")
 
-    def __init__(self, hook, fn, machine, physical, stop, failed):
-        self.hook = hook
-        self.fn = fn
-        self.machine = machine
-        self.hooks = hook.hooks
+    def __init__(self, hook, physical, stop, failed):
+        self.hook = hook            # its fn, and its hooks (their machine, their muted flag)
         self.physical = physical
         self.stop = stop            # stop(cpu, result): the callback returned a true value
         self.failed = failed        # failed(cpu, exception): it raised
@@ -268,7 +269,7 @@ class Hooks:
                 if r:
                     stop(cpu, r)
         hook._counted = lambda: n
-        fire.inline = InlineHook(hook, fn, machine, physical, stop, failed)
+        fire.inline = InlineHook(hook, physical, stop, failed)
         return fire
 
     def _add_point(self, hook: Hook, pt: ExecPoint) -> Hook:
@@ -429,8 +430,7 @@ class Hooks:
             cpu.remove_exec_point(hook._parts[0])
             # the units holding it are invalidated: their counts are final, and the hook no
             # longer keeps the units alive
-            hook._hits += sum(c.cell_contents for _, c in hook._cells)
-            hook._cells = []
+            hook._fold(lambda u: True)
         elif hook.kind.startswith("mem_"):
             cpu.watches.remove(hook._parts[0])
         elif hook.kind == "io":

@@ -158,14 +158,15 @@ def _in_place_paths(kind: str, bits: int, flat: str, paged: str, addr: str, name
 
 
 def _flat_paths(kind: str, bits: int, off: str, t: str, value: str | None, n: int,
-                segs: SegmentLocals, seg, stack: bool = False) -> tuple[str, str]:
+                segs: SegmentLocals, seg, stack: bool = False,
+                live: bool = False) -> tuple[str, str]:
     """The in-place accesses for a flat segment (``SegmentLocals.flat``), tried before
     anything else: the offset is the linear address, and an offset the limits would refuse
     (past 0xFFFFFFFF - size + 1) also leaves its page, which these test anyway.  ``off`` is the
     offset's expression, ``t`` the name it is kept in (``off`` may assign it).  Returns the
     (paging off, paging on) pairs of (test, access)."""
-    return _in_place_paths(kind, bits, segs.flat(kind, seg, False, stack),
-                           segs.flat(kind, seg, True, stack), off, t, value, n)
+    return _in_place_paths(kind, bits, segs.flat(kind, seg, False, stack, live),
+                           segs.flat(kind, seg, True, stack, live), off, t, value, n)
 
 
 def in_range(expr: str) -> bool:
@@ -312,26 +313,25 @@ def _stack_line(indent: str, target: str | None, helper: str, arg: str, mask: st
         first = [f"{i}_sb{n} = {big}"]
         big, wrap = f"_sb{n}", f"(0xFFFFFFFF if _sb{n} else 0xFFFF)"
 
-    def flat(kind, bits, value, then):
-        # a flat 32-bit stack first (``_flat_paths``): ESP is the linear address
-        if live:
-            return []
-        (ft, fa), (pt, pa) = _flat_paths(kind, bits, sp, sp, value, n, segs, SS, stack=True)
+    def flat_paths(kind, bits, value, off, then):
+        # a flat 32-bit stack (``_flat_paths``): the offset ``off`` is the linear address
+        (ft, fa), (pt, pa) = _flat_paths(kind, bits, off, sp, value, n, segs, SS, stack=True,
+                                         live=live)
         put = f"{i}    " if kind == "wr" else f"{i}    _v{n} = "
         return [f"{i}if {ft}:", put + fa, *then, f"{i}elif {pt}:", put + pa, *then]
 
+    def flat(kind, bits, value, then):
+        # with segment locals: tried after ESP is masked, before the limit check
+        return [] if live else flat_paths(kind, bits, value, sp, then)
+
     def live_flat(kind, bits, value, addr, then, general):
-        # with the segment read live, the flat 32-bit stack's test reads it too, and the
-        # general code (B bit, limits) runs only when that fails; ``addr``: the offset, which
-        # is then the linear address.  The B bit is known set there for a later helper
+        # with the segment read live, the flat test reads it too and computes the offset
+        # (``addr``) itself, and the general code (B bit, limits) runs only when it fails;
+        # the B bit is known set there, for a later helper of the instruction
         if not live:
             return general
-        (ft, fa), (pt, pa) = _in_place_paths(
-            kind, bits, segs.flat(kind, SS, False, True, live=True),
-            segs.flat(kind, SS, True, True, live=True), f"({sp} := {addr})", sp, value, n)
-        put = f"{i}    " if kind == "wr" else f"{i}    _v{n} = "
         then = then + ([f"{i}    _sb{n} = 1"] if first else [])
-        return [f"{i}if {ft}:", put + fa, *then, f"{i}elif {pt}:", put + pa, *then,
+        return [*flat_paths(kind, bits, value, f"({sp} := {addr})", then),
                 f"{i}else:", *("    " + line for line in general)]
 
     limits = "if" if live else "elif"               # the limit check, after any flat paths

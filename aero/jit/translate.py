@@ -462,12 +462,13 @@ def inline_hooks(body: str, consts: list, literal, counters: dict) -> str:
             return m.group(0)
         name = f"_n{m.group(2)}"
         counters[name] = ih
-        return (f"if {literal(ih.hooks)}.muted:\n"
+        hook = ih.hook
+        return (f"if {literal(hook.hooks)}.muted:\n"
                 f"    {m.group(0)}\n"
                 "else:\n"
                 f"    {name} += 1\n"
                 "    try:\n"
-                f"        _hr = {literal(ih.fn)}({literal(ih.machine)}, "
+                f"        _hr = {literal(hook.fn)}({literal(hook.hooks.machine)}, "
                 f"{m.group(4) if ih.physical else m.group(3)})\n"
                 "    except Exception as _he:\n"
                 f"        {literal(ih.failed)}(cpu, _he)\n"
